@@ -1,0 +1,3 @@
+export * from './redis.js';
+export * from './resp.js';
+export { tlsMaterial, type TlsMaterial } from './tls-certs.js';
