@@ -1,0 +1,611 @@
+/**
+ * Connection: one socket to one Redis server, its handshake and reconnects, the write
+ * coalescing (one write per tick) and the FIFO of pending replies.
+ *
+ * The invariant everything here protects: the n-th reply read from the socket belongs to
+ * the n-th command written to it. A sink leaves the FIFO only when its reply is read, or
+ * when the socket is gone (then every sink still in it is rejected). Timeouts settle a sink
+ * but leave it in place, so its late reply is read and dropped.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { inspect } from 'node:util';
+import Denque from 'denque';
+import { encodeCommand, type Encoded } from './protocol/encoder.js';
+import { ReplyDecoder, type ReplyHandler } from './protocol/decoder.js';
+import type { ReplySink } from './future.js';
+import {
+  AuthError, ClientStateError, ConnectionClosedError, ProtocolError, ReplyError, TimeoutError,
+} from './errors.js';
+import { backoffDelay, type ResolvedOptions } from './options.js';
+import type { CommandTarget } from './target.js';
+
+/** What a connection needs from the loop that owns it. */
+export interface ConnectionOwner {
+  /** Flush this connection at the end of the current tick (with every other dirty one). */
+  scheduleFlush(conn: Connection): void;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+export type ConnectionState =
+  | 'connecting' // socket opening
+  | 'handshake' // AUTH / SELECT / SETNAME in flight
+  | 'ready'
+  | 'reconnecting' // waiting for the backoff timer
+  | 'closed'; // for good: close(), disconnect(), auth failure or reconnects exhausted
+
+export interface ConnectionStats {
+  /** Commands written to the socket (handshake excluded). */
+  commandsSent: number;
+  /** Replies read (handshake excluded). */
+  repliesReceived: number;
+  /** Replies still owed by the server for written commands. */
+  pending: number;
+  /** Commands waiting for the connection to be ready. */
+  offlineQueued: number;
+  /** Bytes handed to the socket, over every reconnect. */
+  bytesWritten: number;
+  /** Bytes the socket has not yet passed to the kernel. */
+  bytesBuffered: number;
+  /** Successful reconnects. */
+  reconnects: number;
+}
+
+interface QueuedCommand {
+  encoded: Encoded;
+  sink: ReplySink;
+}
+
+/** Internal sink for handshake and QUIT replies: calls back, never reports. */
+class CallbackSink implements ReplySink {
+  deadline = 0;
+  settled = false;
+  readonly returnBuffers = false;
+  constructor(readonly command: string, private readonly done: (err: Error | null, reply?: unknown) => void) {}
+  resolveReply(reply: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done(null, reply);
+  }
+  rejectReply(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done(err);
+  }
+}
+
+let nextId = 1;
+
+export class Connection implements ReplyHandler, CommandTarget {
+  readonly id = nextId++;
+  /** Where this connection points, without credentials: "127.0.0.1:6379/0" or a socket path. */
+  readonly address: string;
+  private readonly options: ResolvedOptions;
+  private readonly owner: ConnectionOwner;
+  /** The EventLoop this connection belongs to. */
+  readonly loop: unknown;
+
+  private socket: net.Socket | undefined;
+  private _state: ConnectionState = 'connecting';
+  private readonly decoder: ReplyDecoder;
+
+  /** Written (or being written this tick) commands, oldest first. */
+  private readonly pending = new Denque<ReplySink>();
+  /** Encoded commands waiting for the end-of-tick flush; they are the tail of `pending`. */
+  private out: Encoded[] = [];
+  private outAllStrings = true;
+  private flushScheduled = false;
+  /** Commands queued while the connection is not ready. */
+  private readonly offline = new Denque<QueuedCommand>();
+
+  /** Pending sinks whose returnBuffers differs from the connection's default. */
+  private modeSwitches = 0;
+  /** How many sinks at the head of `pending` are known settled (timed out). */
+  private settledPrefix = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  private handshakeLeft = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Consecutive failed connection attempts. */
+  private attempts = 0;
+  /** Once reconnects have failed `failQueuedAfter` times, new commands fail fast. */
+  private failFast = false;
+  /** Why the current socket is going away (decides how in-flight commands are rejected). */
+  private dropReason: Error | undefined;
+  /** Set when the connection is closed for good; later commands reject with it. */
+  private fatal: Error | undefined;
+
+  private closing = false;
+  private quitSent = false;
+  private closeWaiters: Array<() => void> = [];
+  private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
+  private counters = { commandsSent: 0, repliesReceived: 0, bytesWritten: 0, reconnects: 0 };
+  private everReady = false;
+  private drainListening = false;
+
+  constructor(owner: ConnectionOwner, options: ResolvedOptions) {
+    this.owner = owner;
+    this.loop = owner;
+    this.options = options;
+    this.address = options.path ?? `${options.host}:${options.port}/${options.db}`;
+    this.decoder = new ReplyDecoder(this, options.returnBuffers);
+    this.open();
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** Replies still owed for written commands (including timed-out ones not yet read). */
+  get pendingReplies(): number {
+    return this.pending.length;
+  }
+
+  /** Bytes queued in this tick plus bytes the socket has buffered. */
+  get bufferedBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
+  get stats(): ConnectionStats {
+    const written = this.socket?.bytesWritten ?? 0;
+    return {
+      commandsSent: this.counters.commandsSent,
+      repliesReceived: this.counters.repliesReceived,
+      pending: this.pending.length,
+      offlineQueued: this.offline.length,
+      bytesWritten: this.counters.bytesWritten + written,
+      bytesBuffered: this.bufferedBytes,
+      reconnects: this.counters.reconnects,
+    };
+  }
+
+  /** The command timeout that applies to commands sent without their own. */
+  get commandTimeout(): number {
+    return this.options.commandTimeout;
+  }
+
+  get defaultReturnBuffers(): boolean {
+    return this.options.returnBuffers;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Queues one encoded command. Written at the end of this tick if the connection is ready,
+   * else kept in the offline queue (or rejected when there is no room or no hope).
+   */
+  submit(encoded: Encoded, sink: ReplySink): void {
+    // Connections are the end of routing: every target resolves to one of these.
+    if (this._state === 'ready' && !this.closing) {
+      this.writeLater(encoded, sink);
+    } else {
+      this.queueOffline(encoded, sink);
+    }
+    if (sink.deadline !== 0 && this.sweepTimer === undefined) this.armSweep(sink.deadline);
+  }
+
+  private writeLater(encoded: Encoded, sink: ReplySink): void {
+    this.out.push(encoded);
+    if (typeof encoded !== 'string') this.outAllStrings = false;
+    this.pending.push(sink);
+    if (sink.returnBuffers !== this.options.returnBuffers) {
+      this.modeSwitches++;
+      if (this.pending.length === 1) this.decoder.returnBuffers = sink.returnBuffers;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.owner.scheduleFlush(this);
+    }
+  }
+
+  private queueOffline(encoded: Encoded, sink: ReplySink): void {
+    const refusal = this.offlineRefusal();
+    if (refusal !== undefined) {
+      sink.rejectReply(refusal === this.fatal ? refusal : new ClientStateError(`${sink.command}: ${refusal.message}`));
+      return;
+    }
+    this.offline.push({ encoded, sink });
+  }
+
+  private offlineRefusal(): Error | undefined {
+    if (this.fatal !== undefined) return this.fatal;
+    if (this.closing) return new Error(`connection to ${this.address} is closing`);
+    if (!this.options.offlineQueue) return new Error(`connection to ${this.address} is not ready (${this._state}) and offlineQueue is off`);
+    if (this.failFast) return new Error(`connection to ${this.address} is down and reconnecting; queued commands fail fast after ${this.reconnectPolicyFailQueued()} failed attempts`);
+    if (this.offline.length >= this.options.maxOfflineQueue) return new Error(`offline queue of ${this.address} is full (maxOfflineQueue ${this.options.maxOfflineQueue})`);
+    return undefined;
+  }
+
+  private reconnectPolicyFailQueued(): number {
+    return this.options.reconnect === false ? 0 : this.options.reconnect.failQueuedAfter;
+  }
+
+  /** Writes everything queued this tick in one syscall. Called by the loop's tick flush. */
+  flush(): void {
+    this.flushScheduled = false;
+    const out = this.out;
+    if (out.length === 0) return;
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed) return; // the close handler requeues `out`
+    this.out = [];
+    this.counters.commandsSent += out.length;
+    if (this.outAllStrings) {
+      socket.write(out.length === 1 ? (out[0] as string) : (out as string[]).join(''));
+    } else {
+      this.outAllStrings = true;
+      socket.cork();
+      let text = '';
+      for (const cmd of out) {
+        if (typeof cmd === 'string') { text += cmd; continue; }
+        for (const piece of cmd) {
+          if (typeof piece === 'string') { text += piece; continue; }
+          if (text !== '') { socket.write(text); text = ''; }
+          socket.write(piece);
+        }
+      }
+      if (text !== '') socket.write(text);
+      socket.uncork();
+    }
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  onReply(reply: unknown): void {
+    const sink = this.pending.shift();
+    if (sink === undefined) {
+      this.onProtocolError(new ProtocolError(`${this.address} sent a reply nobody asked for`));
+      return;
+    }
+    if (this.settledPrefix !== 0) this.settledPrefix--;
+    if (this.handshakeLeft === 0) this.counters.repliesReceived++;
+    sink.resolveReply(reply);
+    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  onErrorReply(message: string): void {
+    const sink = this.pending.shift();
+    if (sink === undefined) {
+      this.onProtocolError(new ProtocolError(`${this.address} sent an error nobody asked for: ${message}`));
+      return;
+    }
+    if (this.settledPrefix !== 0) this.settledPrefix--;
+    if (this.handshakeLeft === 0) this.counters.repliesReceived++;
+    if (!sink.settled) sink.rejectReply(new ReplyError(message, sink.command));
+    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  onProtocolError(err: ProtocolError): void {
+    this.drop(err);
+  }
+
+  /** Puts the decoder in the mode the next pending reply wants. */
+  private afterModeSwitchedReply(done: ReplySink): void {
+    if (done.returnBuffers !== this.options.returnBuffers) this.modeSwitches--;
+    const head = this.pending.peekFront();
+    this.decoder.returnBuffers = head === undefined ? this.options.returnBuffers : head.returnBuffers;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.decoder.feed(chunk);
+    if (this.drainWaiters.length !== 0) this.checkDrain();
+    if (this.closing) this.maybeQuit();
+  }
+
+  // ---------------------------------------------------------------- timeouts
+
+  private armSweep(deadline: number): void {
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, deadline - Date.now()));
+    this.sweepTimer.unref?.();
+  }
+
+  /**
+   * Rejects every command whose deadline passed. Deadlines from one timeout setting grow
+   * along the FIFO, so the walk stops at the first live one; timed-out sinks stay in place.
+   */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const now = Date.now();
+    let expired = 0;
+    while (this.offline.length !== 0) {
+      const head = this.offline.peekFront()!;
+      if (!head.sink.settled && (head.sink.deadline === 0 || head.sink.deadline > now)) break;
+      this.offline.shift();
+      if (!head.sink.settled) {
+        expired++;
+        head.sink.rejectReply(new TimeoutError(`${head.sink.command}: no connection to ${this.address} within the command timeout (never written)`));
+      }
+    }
+    let next = 0;
+    for (let i = this.settledPrefix; i < this.pending.length; i++) {
+      const sink = this.pending.peekAt(i)!;
+      if (sink.settled || sink.deadline === 0) { if (i === this.settledPrefix) this.settledPrefix++; continue; }
+      if (sink.deadline > now) { next = sink.deadline; break; }
+      expired++;
+      sink.rejectReply(new TimeoutError(`${sink.command}: no reply from ${this.address} within the command timeout; its reply will be read and dropped`));
+      if (i === this.settledPrefix) this.settledPrefix++;
+    }
+    if (next === 0 && this.offline.length !== 0) next = this.offline.peekFront()!.sink.deadline;
+    if (next !== 0) this.armSweep(next);
+    if (expired !== 0 && this.options.resetOnTimeout && this.socket !== undefined) {
+      this.drop(new TimeoutError(`reset after ${expired} command(s) timed out (resetOnTimeout)`));
+    }
+  }
+
+  // ---------------------------------------------------------------- socket lifecycle
+
+  private open(): void {
+    const o = this.options;
+    this._state = 'connecting';
+    this.dropReason = undefined;
+    const socket = o.tls !== undefined
+      ? tls.connect({
+        ...(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port }),
+        servername: o.path === undefined && net.isIP(o.host) === 0 ? o.host : undefined,
+        ...o.tls,
+      })
+      : net.connect(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    if (o.keepAlive !== false) socket.setKeepAlive(true, o.keepAlive);
+    if (o.connectTimeout > 0) {
+      this.connectTimer = setTimeout(() => {
+        this.owner.emit('error', new TimeoutError(`could not connect to ${this.address} within ${o.connectTimeout}ms (connectTimeout)`), this);
+        this.drop(new TimeoutError(`connect to ${this.address} timed out`));
+      }, o.connectTimeout);
+    }
+    socket.once(o.tls !== undefined ? 'secureConnect' : 'connect', () => this.onConnect());
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.onSocketError(err));
+    socket.on('close', () => this.onSocketClose(socket));
+  }
+
+  private onConnect(): void {
+    this.owner.emit('connect', this);
+    this._state = 'handshake';
+    const o = this.options;
+    const steps: string[][] = [];
+    if (o.password !== undefined) steps.push(o.username !== undefined ? ['AUTH', o.username, o.password] : ['AUTH', o.password]);
+    if (o.db !== 0) steps.push(['SELECT', String(o.db)]);
+    if (o.name !== undefined) steps.push(['CLIENT', 'SETNAME', o.name]);
+    if (steps.length === 0) {
+      this.onReady();
+      return;
+    }
+    this.handshakeLeft = steps.length;
+    let text = '';
+    for (const [name, ...args] of steps) {
+      text += encodeCommand(name!, args) as string;
+      this.pending.push(new CallbackSink(name!, (err) => this.onHandshakeReply(name!, err)));
+    }
+    this.socket!.write(text);
+  }
+
+  private onHandshakeReply(step: string, err: Error | null): void {
+    if (this._state !== 'handshake') return; // socket lost mid-handshake: the close path retries
+    if (err instanceof ReplyError) {
+      this.handshakeLeft = 0;
+      // The server's text never contains the password; ours must not either.
+      const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${this.options.db}` : 'CLIENT SETNAME';
+      this.fail(new AuthError(`${what} failed on ${this.address}: ${err.message}`));
+      return;
+    }
+    if (--this.handshakeLeft === 0 && this._state === 'handshake') this.onReady();
+  }
+
+  private onReady(): void {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    if (this.everReady) this.counters.reconnects++;
+    this.everReady = true;
+    this.attempts = 0;
+    this.failFast = false;
+    this._state = 'ready';
+    this.owner.emit('ready', this);
+    while (this.offline.length !== 0) {
+      const { encoded, sink } = this.offline.shift()!;
+      if (!sink.settled) this.writeLater(encoded, sink);
+    }
+    if (this.closing) this.maybeQuit();
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.dropReason === undefined) this.dropReason = err;
+    this.owner.emit('error', err, this);
+  }
+
+  /** Destroys the socket; onSocketClose does the bookkeeping. */
+  private drop(reason: Error): void {
+    if (this.dropReason === undefined) this.dropReason = reason;
+    this.socket?.destroy();
+  }
+
+  private onSocketClose(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.drainListening = false;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.counters.bytesWritten += socket.bytesWritten;
+    const reason = this.dropReason ?? new Error('the server closed the connection');
+    const wasReady = this._state === 'ready';
+    this.handshakeLeft = 0;
+
+    // Commands still in `out` never reached the socket: they go back to the offline queue.
+    const unwritten: QueuedCommand[] = [];
+    for (let i = this.out.length - 1; i >= 0; i--) unwritten.push({ encoded: this.out[i]!, sink: this.pending.pop()! });
+    this.out = [];
+    this.outAllStrings = true;
+    for (const q of unwritten) this.offline.unshift(q);
+
+    const pending = this.pending.toArray();
+    this.pending.clear();
+    this.settledPrefix = 0;
+    this.modeSwitches = 0;
+    this.decoder.reset();
+    this.decoder.returnBuffers = this.options.returnBuffers;
+    for (const sink of pending) {
+      if (sink.settled) continue;
+      sink.rejectReply(reason instanceof ProtocolError
+        ? new ProtocolError(`${sink.command}: ${reason.message}`)
+        : new ConnectionClosedError(`connection to ${this.address} lost (${reason.message})`, sink.command, true));
+    }
+    this.owner.emit('close', this, reason);
+
+    if (this.quitSent || this.fatal !== undefined || this._state === 'closed') {
+      this.finish(this.fatal ?? new ClientStateError(`connection to ${this.address} is closed`));
+      return;
+    }
+    const policy = this.options.reconnect;
+    if (this.closing && !wasReady) {
+      this.finish(new ClientStateError(`connection to ${this.address} was closed before it could send its queued commands`));
+      return;
+    }
+    if (policy === false) {
+      this.finish(new ClientStateError(`connection to ${this.address} lost and reconnect is off (${reason.message})`));
+      return;
+    }
+    this.attempts++;
+    if (this.attempts > policy.maxAttempts) {
+      this.finish(new ClientStateError(`gave up reconnecting to ${this.address} after ${policy.maxAttempts} attempts (${reason.message})`));
+      return;
+    }
+    if (this.attempts >= policy.failQueuedAfter && !this.failFast) {
+      this.failFast = true;
+      this.rejectOffline(new ClientStateError(`could not reconnect to ${this.address} after ${this.attempts} attempts (${reason.message})`));
+    }
+    const delay = backoffDelay(policy, this.attempts);
+    this._state = 'reconnecting';
+    this.owner.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.open();
+    }, delay);
+  }
+
+  private rejectOffline(err: Error): void {
+    while (this.offline.length !== 0) {
+      const { sink } = this.offline.shift()!;
+      if (!sink.settled) sink.rejectReply(new ConnectionClosedError(err.message, sink.command, false));
+    }
+  }
+
+  /** Closes for good after a failure that retrying cannot fix (bad password). */
+  private fail(err: Error): void {
+    this.fatal = err;
+    this.owner.emit('error', err, this);
+    this.drop(err);
+  }
+
+  /** Final state: nothing queued survives, no timer or socket is left. */
+  private finish(err: Error): void {
+    this._state = 'closed';
+    this.fatal ??= err;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.sweepTimer);
+    this.reconnectTimer = this.sweepTimer = undefined;
+    while (this.offline.length !== 0) {
+      const { sink } = this.offline.shift()!;
+      if (!sink.settled) sink.rejectReply(err instanceof AuthError ? err : new ConnectionClosedError(err.message, sink.command, false));
+    }
+    for (const w of this.drainWaiters.splice(0)) w.reject(err);
+    this.owner.emit('end', this);
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
+  }
+
+  // ---------------------------------------------------------------- backpressure
+
+  /** Resolves once pending replies and buffered bytes are under this connection's limits. */
+  waitForRoom(): Promise<void> {
+    if (this.fatal !== undefined) return Promise.reject(this.fatal);
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.drainWaiters.push({ resolve, reject });
+      this.listenForDrain();
+    });
+  }
+
+  private hasRoom(): boolean {
+    return this.pending.length + this.offline.length < this.options.maxPending
+      && this.bufferedBytes < this.options.maxBufferedBytes;
+  }
+
+  private checkDrain(): void {
+    if (!this.hasRoom()) {
+      this.listenForDrain();
+      return;
+    }
+    for (const w of this.drainWaiters.splice(0)) w.resolve();
+  }
+
+  /** Replies arriving wake waiters from onData; a full socket buffer wakes them on 'drain'. */
+  private listenForDrain(): void {
+    const socket = this.socket;
+    if (this.drainListening || socket === undefined || socket.writableLength < this.options.maxBufferedBytes) return;
+    this.drainListening = true;
+    socket.once('drain', () => {
+      this.drainListening = false;
+      this.checkDrain();
+    });
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /** Graceful: lets every queued and in-flight command finish, then QUIT. */
+  close(): Promise<void> {
+    if (this._state === 'closed') return Promise.resolve();
+    this.closing = true;
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    if (this._state === 'reconnecting') {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      this.finish(new ClientStateError(`connection to ${this.address} was closed while reconnecting`));
+    } else {
+      this.maybeQuit();
+    }
+    return done;
+  }
+
+  private maybeQuit(): void {
+    if (this.quitSent || this._state !== 'ready') return;
+    if (this.pending.length !== 0 || this.offline.length !== 0) return;
+    this.quitSent = true;
+    const socket = this.socket!;
+    // A server that never answers QUIT must not hold close() forever.
+    const giveUp = setTimeout(() => socket.destroy(), 1000);
+    giveUp.unref();
+    this.pending.push(new CallbackSink('QUIT', () => socket.end()));
+    socket.once('close', () => clearTimeout(giveUp));
+    socket.write('*1\r\n$4\r\nQUIT\r\n');
+  }
+
+  /** Immediate: the socket is destroyed and everything not yet answered rejects. */
+  disconnect(reason = 'disconnect() was called'): void {
+    if (this._state === 'closed') return;
+    const err = new ClientStateError(`connection to ${this.address} closed: ${reason}`);
+    this.fatal = err;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    if (this.socket !== undefined) {
+      this.dropReason = err;
+      this.socket.destroy(); // onSocketClose rejects the in-flight commands and finishes
+    } else {
+      this.finish(err);
+    }
+  }
+
+  /** Resolves when the connection is closed for good. */
+  whenClosed(): Promise<void> {
+    if (this._state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  [inspect.custom](): string {
+    return `Connection #${this.id} <${this.address} ${this._state}, pending ${this.pending.length}>`;
+  }
+
+  toJSON(): object {
+    return { id: this.id, address: this.address, state: this._state };
+  }
+}

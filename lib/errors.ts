@@ -1,0 +1,67 @@
+/**
+ * Every error redloop raises is a class with a stable `name`, so callers can branch on
+ * `err instanceof X` or `err.name` without parsing messages.
+ */
+
+/** Base class: everything redloop throws or rejects with extends this (TypeErrors aside). */
+export class RedloopError extends Error {
+  override name = 'RedloopError';
+}
+
+/** The server answered the command with an error reply (`-ERR ...`, `-WRONGTYPE ...`). */
+export class ReplyError extends RedloopError {
+  override name = 'ReplyError';
+  /** First word of the server's message: ERR, WRONGTYPE, MOVED, ASK, NOAUTH... */
+  readonly code: string;
+  /** The command the error answers, upper-cased. */
+  readonly command: string;
+  constructor(serverMessage: string, command: string) {
+    super(serverMessage);
+    const space = serverMessage.indexOf(' ');
+    this.code = space === -1 ? serverMessage : serverMessage.slice(0, space);
+    this.command = command;
+  }
+}
+
+/**
+ * The connection went away while the command was queued or in flight. `written` tells
+ * whether its bytes had been handed to the socket: if so it may have run on the server,
+ * and redloop never re-sends it on its own.
+ */
+export class ConnectionClosedError extends RedloopError {
+  override name = 'ConnectionClosedError';
+  readonly written: boolean;
+  readonly command: string;
+  constructor(message: string, command: string, written: boolean) {
+    super(written
+      ? `${command}: ${message}; the command had been written and may have run on the server`
+      : `${command}: ${message}; the command was never written`);
+    this.written = written;
+    this.command = command;
+  }
+}
+
+/** A command (or a connection attempt) did not complete within its time limit. */
+export class TimeoutError extends RedloopError {
+  override name = 'TimeoutError';
+}
+
+/** The server sent bytes that are not RESP; the connection is destroyed and rebuilt. */
+export class ProtocolError extends RedloopError {
+  override name = 'ProtocolError';
+}
+
+/** AUTH, SELECT or CLIENT SETNAME failed during the handshake; redloop does not retry. */
+export class AuthError extends RedloopError {
+  override name = 'AuthError';
+}
+
+/** A command could not be queued: the loop or connection is closed, or a queue is full. */
+export class ClientStateError extends RedloopError {
+  override name = 'ClientStateError';
+}
+
+/** Options or a URL that cannot be used; thrown synchronously from connect(). */
+export class ConfigError extends RedloopError {
+  override name = 'ConfigError';
+}

@@ -1,0 +1,16 @@
+// The public surface of redloop.
+export { EventLoop } from './eventloop.js';
+export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './eventloop.js';
+export { Connection } from './connection.js';
+export type { ConnectionState, ConnectionStats } from './connection.js';
+export { Future } from './future.js';
+export type { ReplySink } from './future.js';
+export type { CommandTarget } from './target.js';
+export type { ConnectionOptions, ReconnectOptions } from './options.js';
+export { parseRedisUrl } from './options.js';
+export type { Arg, Encoded } from './protocol/encoder.js';
+export { encodeCommand } from './protocol/encoder.js';
+export {
+  RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
+  ClientStateError, ConfigError,
+} from './errors.js';

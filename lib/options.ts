@@ -1,0 +1,212 @@
+/**
+ * Connection options: the types, the defaults, URL parsing and validation. Everything a
+ * user can set is listed here (and in the README's option table).
+ */
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import { ConfigError } from './errors.js';
+
+export interface ReconnectOptions {
+  /** Delay before the first retry, in ms. Default 50. */
+  initialDelay?: number;
+  /** Upper bound of the delay, in ms. Default 2000. */
+  maxDelay?: number;
+  /** Growth factor between attempts. Default 2. */
+  factor?: number;
+  /** Fraction of the delay that is randomised (0..1), so that clients do not retry in lockstep. Default 0.5. */
+  jitter?: number;
+  /** Give up for good after this many consecutive failed attempts. Default Infinity. */
+  maxAttempts?: number;
+  /**
+   * After this many consecutive failed attempts, queued commands are rejected and new ones
+   * fail at once until the connection is back, so no caller waits forever. Default 10.
+   */
+  failQueuedAfter?: number;
+}
+
+export interface ConnectionOptions {
+  host?: string;
+  port?: number;
+  /** Unix socket path (instead of host/port). */
+  path?: string;
+  /** ACL user name (Redis 6+); with `password`, AUTH username password. */
+  username?: string;
+  password?: string;
+  /** Database index for SELECT. Default 0. */
+  db?: number;
+  /** CLIENT SETNAME value. */
+  name?: string;
+  /** true, or node:tls options (ca, cert, key, servername...). `rediss://` sets it. */
+  tls?: boolean | TlsOptions;
+  /** ms to connect and finish the handshake before the attempt fails. Default 10000. */
+  connectTimeout?: number;
+  /** ms a command may wait for its reply (0 = no limit). Default 0. */
+  commandTimeout?: number;
+  /** Destroy and reconnect the connection when a command times out. Default false. */
+  resetOnTimeout?: boolean;
+  /** Decode replies' strings as Buffers. Default false. */
+  returnBuffers?: boolean;
+  /** Queue commands while not connected (true) or reject them at once (false). Default true. */
+  offlineQueue?: boolean;
+  /** Most commands the offline queue holds; beyond it commands reject. Default 100000. */
+  maxOfflineQueue?: number;
+  /** Reconnect policy, or false to never reconnect. */
+  reconnect?: ReconnectOptions | false;
+  /** `loop.drain(conn)` waits until fewer replies than this are pending. Default 10000. */
+  maxPending?: number;
+  /** `loop.drain(conn)` waits until fewer bytes than this wait to be written. Default 4 MiB. */
+  maxBufferedBytes?: number;
+  /** TCP keep-alive initial delay in ms, or false. Default 30000. */
+  keepAlive?: number | false;
+}
+
+export type ResolvedReconnect = Required<ReconnectOptions>;
+
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  path: string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+  name: string | undefined;
+  tls: TlsOptions | undefined;
+  connectTimeout: number;
+  commandTimeout: number;
+  resetOnTimeout: boolean;
+  returnBuffers: boolean;
+  offlineQueue: boolean;
+  maxOfflineQueue: number;
+  reconnect: ResolvedReconnect | false;
+  maxPending: number;
+  maxBufferedBytes: number;
+  keepAlive: number | false;
+}
+
+export const DEFAULT_RECONNECT: ResolvedReconnect = {
+  initialDelay: 50, maxDelay: 2000, factor: 2, jitter: 0.5, maxAttempts: Infinity, failQueuedAfter: 10,
+};
+
+const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
+  host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
+  name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
+  returnBuffers: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000,
+};
+
+const KNOWN = new Set<string>([...Object.keys(DEFAULTS), 'reconnect']);
+const KNOWN_RECONNECT = new Set(Object.keys(DEFAULT_RECONNECT));
+
+/** Parses `redis://`, `rediss://` and `unix://` URLs into options. Never echoes the password. */
+export function parseRedisUrl(url: string): ConnectionOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError(`not a valid Redis URL: ${redactUrl(url)} (expected redis://host:port/db, rediss://... or unix:///path)`);
+  }
+  const opts: ConnectionOptions = {};
+  if (u.protocol === 'unix:') {
+    if (!u.pathname) throw new ConfigError('unix:// URL needs a socket path, e.g. unix:///var/run/redis.sock');
+    opts.path = decodeURIComponent(u.pathname);
+  } else if (u.protocol === 'redis:' || u.protocol === 'rediss:') {
+    if (u.hostname) opts.host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (u.port) opts.port = Number(u.port);
+    const db = u.pathname.replace(/^\//, '');
+    if (db !== '') {
+      if (!/^\d+$/.test(db)) throw new ConfigError(`database in URL must be a number, got "${db}"`);
+      opts.db = Number(db);
+    }
+    if (u.protocol === 'rediss:') opts.tls = true;
+  } else {
+    throw new ConfigError(`unsupported URL scheme "${u.protocol}" (use redis://, rediss:// or unix://)`);
+  }
+  if (u.username) opts.username = decodeURIComponent(u.username);
+  if (u.password) opts.password = decodeURIComponent(u.password);
+  if (u.protocol !== 'unix:' && u.username && !u.password) {
+    // redis://:pass@host has an empty user; redis://pass@host is the classic password-only form.
+    opts.password = opts.username;
+    delete opts.username;
+  }
+  for (const [key, value] of u.searchParams) {
+    if (key === 'db') opts.db = Number(value);
+    else if (key === 'name') opts.name = value;
+    else if (key === 'connectTimeout' || key === 'commandTimeout') opts[key] = Number(value);
+    else throw new ConfigError(`unknown URL parameter "${key}" (known: db, name, connectTimeout, commandTimeout)`);
+  }
+  return opts;
+}
+
+/** The URL with any password replaced by "***", for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^/@]*?:)[^/@]*@/, '$1***@').replace(/(\/\/)([^/:@]+)@/, '$1***@');
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new ConfigError(what);
+}
+
+const isCount = (v: unknown) => typeof v === 'number' && (Number.isInteger(v) || v === Infinity) && v >= 0;
+
+/** Merges user options over loop defaults over built-in defaults, and validates the result. */
+export function resolveOptions(user: string | ConnectionOptions, loopDefaults: ConnectionOptions = {}): ResolvedOptions {
+  if (typeof user !== 'string' && (user === null || typeof user !== 'object')) {
+    throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : typeof user}`);
+  }
+  const given = typeof user === 'string' ? parseRedisUrl(user) : user;
+  for (const source of [loopDefaults, given]) {
+    for (const key of Object.keys(source)) {
+      if (!KNOWN.has(key)) throw new ConfigError(`unknown option "${key}" (known: ${[...KNOWN].join(', ')})`);
+    }
+  }
+  const merged = { ...DEFAULTS, ...stripUndefined(loopDefaults), ...stripUndefined(given) } as Record<string, unknown>;
+  const r = merged as unknown as ResolvedOptions;
+
+  check(typeof r.host === 'string' && r.host.length > 0, `host must be a non-empty string`);
+  check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536, `port must be an integer 1..65535, got ${String(r.port)}`);
+  check(r.path === undefined || (typeof r.path === 'string' && r.path.length > 0), 'path must be a non-empty string');
+  check(r.username === undefined || typeof r.username === 'string', 'username must be a string');
+  check(r.password === undefined || typeof r.password === 'string', 'password must be a string');
+  check(r.username === undefined || r.password !== undefined, 'username needs a password (AUTH username password)');
+  check(Number.isInteger(r.db) && r.db >= 0, `db must be a non-negative integer, got ${String(r.db)}`);
+  check(r.name === undefined || (typeof r.name === 'string' && /^[^\s]+$/.test(r.name)), 'name must be a string without spaces (CLIENT SETNAME)');
+  for (const k of ['connectTimeout', 'commandTimeout', 'maxOfflineQueue', 'maxPending', 'maxBufferedBytes'] as const) {
+    check(isCount(r[k]), `${k} must be a non-negative number, got ${String(r[k])}`);
+  }
+  check(r.keepAlive === false || isCount(r.keepAlive), 'keepAlive must be a number of ms or false');
+  for (const k of ['resetOnTimeout', 'returnBuffers', 'offlineQueue'] as const) {
+    check(typeof r[k] === 'boolean', `${k} must be a boolean`);
+  }
+
+  const tlsGiven = merged.tls;
+  if (tlsGiven === true) r.tls = {};
+  else if (tlsGiven === false || tlsGiven === undefined) r.tls = undefined;
+  else check(typeof tlsGiven === 'object' && tlsGiven !== null, 'tls must be true or node:tls connection options');
+
+  const rc = given.reconnect !== undefined ? given.reconnect : loopDefaults.reconnect;
+  if (rc === false) {
+    r.reconnect = false;
+  } else {
+    check(rc === undefined || (typeof rc === 'object' && rc !== null), 'reconnect must be false or an object');
+    for (const key of Object.keys(rc ?? {})) {
+      check(KNOWN_RECONNECT.has(key), `unknown reconnect option "${key}" (known: ${[...KNOWN_RECONNECT].join(', ')})`);
+    }
+    const merged = { ...DEFAULT_RECONNECT, ...stripUndefined(rc ?? {}) };
+    for (const [k, v] of Object.entries(merged)) check(typeof v === 'number' && v >= 0, `reconnect.${k} must be a non-negative number`);
+    check(merged.jitter >= 0 && merged.jitter <= 1, 'reconnect.jitter must be between 0 and 1');
+    check(merged.factor >= 1, 'reconnect.factor must be at least 1');
+    r.reconnect = merged;
+  }
+  return r as ResolvedOptions;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** Delay before reconnect attempt `attempt` (1-based): exponential, capped, jittered. */
+export function backoffDelay(policy: ResolvedReconnect, attempt: number): number {
+  const base = Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** (attempt - 1));
+  return Math.round(base * (1 - policy.jitter * Math.random()));
+}
