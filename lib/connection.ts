@@ -94,6 +94,8 @@ export class Connection implements ReplyHandler, CommandTarget {
   /** Encoded commands waiting for the end-of-tick flush; they are the tail of `pending`. */
   private out: Encoded[] = [];
   private outAllStrings = true;
+  /** Commands in `out` with no FIFO entry (submitUnanswered); they cannot be requeued. */
+  private unansweredInOut = 0;
   private flushScheduled = false;
   /** Commands queued while the connection is not ready. */
   private readonly offline = new Denque<QueuedCommand>();
@@ -186,6 +188,24 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (sink.deadline !== 0 && this.sweepTimer === undefined) this.armSweep(sink.deadline);
   }
 
+  /**
+   * Writes a command the server will not answer (while CLIENT REPLY OFF/SKIP is in force),
+   * in order with everything else, with no FIFO entry. Only on a ready connection that no
+   * one else sends on: a reply the server does send would be handed to the wrong command.
+   */
+  submitUnanswered(encoded: Encoded): void {
+    if (this._state !== 'ready' || this.closing) {
+      throw new ClientStateError(`connection to ${this.address} is not ready (${this._state}); unanswered commands need a ready connection`);
+    }
+    this.out.push(encoded);
+    this.unansweredInOut++;
+    if (typeof encoded !== 'string') this.outAllStrings = false;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.owner.scheduleFlush(this);
+    }
+  }
+
   private writeLater(encoded: Encoded, sink: ReplySink): void {
     this.out.push(encoded);
     if (typeof encoded !== 'string') this.outAllStrings = false;
@@ -231,6 +251,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (socket === undefined || socket.destroyed) return; // the close handler requeues `out`
     this.out = [];
     this.counters.commandsSent += out.length;
+    this.unansweredInOut = 0;
     if (this.outAllStrings) {
       socket.write(out.length === 1 ? (out[0] as string) : (out as string[]).join(''));
     } else {
@@ -432,9 +453,13 @@ export class Connection implements ReplyHandler, CommandTarget {
     const wasReady = this._state === 'ready';
     this.handshakeLeft = 0;
 
-    // Commands still in `out` never reached the socket: they go back to the offline queue.
+    // Commands still in `out` never reached the socket: they go back to the offline queue
+    // (unanswered ones are dropped: CLIENT REPLY OFF died with the socket).
     const unwritten: QueuedCommand[] = [];
-    for (let i = this.out.length - 1; i >= 0; i--) unwritten.push({ encoded: this.out[i]!, sink: this.pending.pop()! });
+    if (this.unansweredInOut === 0) {
+      for (let i = this.out.length - 1; i >= 0; i--) unwritten.push({ encoded: this.out[i]!, sink: this.pending.pop()! });
+    }
+    this.unansweredInOut = 0;
     this.out = [];
     this.outAllStrings = true;
     for (const q of unwritten) this.offline.unshift(q);
