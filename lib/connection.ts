@@ -43,6 +43,8 @@ export interface ConnectionStats {
   pending: number;
   /** Commands waiting for the connection to be ready. */
   offlineQueued: number;
+  /** Batches flushed to the socket: one per tick that had commands to send. */
+  writes: number;
   /** Bytes handed to the socket, over every reconnect. */
   bytesWritten: number;
   /** Bytes the socket has not yet passed to the kernel. */
@@ -123,7 +125,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   private closeWaiters: Array<() => void> = [];
   private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
-  private counters = { commandsSent: 0, repliesReceived: 0, bytesWritten: 0, reconnects: 0 };
+  private counters = { commandsSent: 0, repliesReceived: 0, writes: 0, bytesWritten: 0, reconnects: 0 };
   private everReady = false;
   private drainListening = false;
 
@@ -155,6 +157,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     return {
       commandsSent: this.counters.commandsSent,
       repliesReceived: this.counters.repliesReceived,
+      writes: this.counters.writes,
       pending: this.pending.length,
       offlineQueued: this.offline.length,
       bytesWritten: this.counters.bytesWritten + written,
@@ -251,6 +254,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (socket === undefined || socket.destroyed) return; // the close handler requeues `out`
     this.out = [];
     this.counters.commandsSent += out.length;
+    this.counters.writes++;
     this.unansweredInOut = 0;
     if (this.outAllStrings) {
       socket.write(out.length === 1 ? (out[0] as string) : (out as string[]).join(''));
