@@ -175,6 +175,11 @@ export class Connection implements ReplyHandler, CommandTarget {
     return this.options.returnBuffers;
   }
 
+  /** The options this connection was opened with (a copy), to open another one like it. */
+  get resolvedOptions(): ResolvedOptions {
+    return { ...this.options };
+  }
+
   // ---------------------------------------------------------------- sending
 
   /**

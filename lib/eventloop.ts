@@ -10,6 +10,7 @@ import type { CommandTarget } from './target.js';
 import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
 import { resolveOptions, type ConnectionOptions } from './options.js';
 import { ClientStateError, TimeoutError } from './errors.js';
+import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -148,6 +149,15 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   drain(target: CommandTarget): Promise<void> {
     const bad = this.checkTarget(target);
     return bad === undefined ? target.waitForRoom() : Promise.reject(bad);
+  }
+
+  /**
+   * Writes every command of `source` (argument arrays, or RESP bytes from a byte stream) as
+   * fast as the socket takes them, pulling from the source only while there is room, and
+   * resolves once every reply is read, with counts and the first failures by index.
+   */
+  massInsert(target: CommandTarget, source: MassInsertSource, options?: MassInsertOptions): Promise<MassInsertReport> {
+    return massInsert(this, target, source, options);
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */

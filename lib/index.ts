@@ -14,3 +14,9 @@ export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
   ClientStateError, ConfigError,
 } from './errors.js';
+export { MassInsertError } from './massinsert.js';
+export type {
+  MassInsertCommand, MassInsertFailure, MassInsertOptions, MassInsertProgress, MassInsertReport, MassInsertSource,
+} from './massinsert.js';
+export { MalformedInputError, RespRequestFramer } from './protocol/requestframer.js';
+export type { FramedBatch } from './protocol/requestframer.js';

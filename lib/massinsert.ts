@@ -1,0 +1,641 @@
+/**
+ * Mass insertion: `loop.massInsert(target, source, options)` writes a long stream of commands
+ * as fast as the socket takes them, reads every reply without making a future per command,
+ * and reports what failed, by command index.
+ *
+ * One shared sink object stands in the connection's FIFO for every command, so a command
+ * costs its encoding and one FIFO slot, nothing more. The n-th settlement of that sink is the
+ * n-th command that entered the FIFO; commands that never did (bad arguments, refused at
+ * once) are remembered by index so failures can be mapped back to the source's numbering.
+ *
+ * Backpressure: the source is pulled only while fewer than `maxInFlight` replies are owed and
+ * the target has room (`waitForRoom()`: its maxPending and maxBufferedBytes), so memory stays
+ * flat however long the source is. When the promise resolves, every reply has been read: the
+ * next command on the connection gets its own reply and the server holds none for it.
+ */
+import { randomBytes } from 'node:crypto';
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { Connection } from './connection.js';
+import type { EventLoop } from './eventloop.js';
+import type { ReplySink } from './future.js';
+import type { CommandTarget } from './target.js';
+import { encodeCommand, encodedLength, type Arg, type Encoded } from './protocol/encoder.js';
+import { RespRequestFramer } from './protocol/requestframer.js';
+import { ClientStateError, RedloopError, ReplyError, TimeoutError } from './errors.js';
+
+/** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
+export type MassInsertCommand = readonly Arg[];
+
+/**
+ * Commands (argument arrays) from an iterable, an async iterable or an object-mode stream;
+ * or RESP bytes (what `redis-cli --pipe` reads) from a byte stream or chunks of bytes.
+ */
+export type MassInsertSource =
+  | Iterable<MassInsertCommand>
+  | AsyncIterable<MassInsertCommand>
+  | Iterable<Uint8Array>
+  | AsyncIterable<Uint8Array | string>
+  | NodeJS.ReadableStream;
+
+export interface MassInsertProgress {
+  /** Commands written (or queued to be written) to the server. */
+  sent: number;
+  /** Replies read, error replies included (0 with replies: 'off'). */
+  replies: number;
+  /** Failures so far: error replies, bad arguments, commands lost with the connection. */
+  errors: number;
+  /** RESP input: bytes read from the source. */
+  bytesIn?: number;
+  elapsedMs: number;
+}
+
+export interface MassInsertOptions {
+  /**
+   * 'on' (default): every reply is read and counted; error replies are reported by index.
+   * 'off': the commands run under CLIENT REPLY OFF on a connection of their own (opened with
+   * the target's options, closed at the end), so the server sends no replies at all; an ECHO
+   * marker after CLIENT REPLY ON tells when it has processed everything. Faster, but the
+   * server's errors are NOT reported (only bad arguments are). Needs a Connection target.
+   */
+  replies?: 'on' | 'off';
+  /** How many failures the report lists (the lowest command indices). Default 100. */
+  maxErrors?: number;
+  /** Called every `progressInterval` ms while running, and once at the end. */
+  onProgress?: (progress: MassInsertProgress) => void;
+  /** ms between progress calls. Default 250. */
+  progressInterval?: number;
+  /** Most replies owed at once; the source is pulled again when half have arrived. Default 16384. */
+  maxInFlight?: number;
+  /**
+   * ms to wait while replies are owed and none arrives (with replies: 'off', for the final
+   * marker) before giving up with a TimeoutError. 0 (default) waits forever. After a timeout
+   * the late replies are still read and dropped, so the connection stays in step.
+   */
+  timeout?: number;
+  /**
+   * How to read the source: 'commands' (argument arrays) or 'resp' (bytes). Default: 'resp'
+   * for a byte stream (e.g. process.stdin), 'commands' for anything else.
+   */
+  input?: 'commands' | 'resp';
+}
+
+export interface MassInsertFailure {
+  /** 0-based position of the command in the source. */
+  index: number;
+  /** The error's class: ReplyError (the server said no), TypeError (bad arguments, never sent), ConnectionClosedError... */
+  name: string;
+  message: string;
+}
+
+export interface MassInsertReport {
+  /** Commands written to the server. */
+  sent: number;
+  /** Replies read (error replies included; 0 with replies: 'off'). */
+  replies: number;
+  errors: {
+    /** Every failure, listed or not. */
+    count: number;
+    /** The first `maxErrors` failures by command index. */
+    first: MassInsertFailure[];
+  };
+  elapsedMs: number;
+  /** 'off' when the server sent no replies, so its errors are not in `errors`. */
+  replyMode: 'on' | 'off';
+  /** RESP input: bytes read from the source. */
+  bytesIn?: number;
+}
+
+/**
+ * massInsert stopped before the end of its source: the source failed (its own error, or
+ * malformed input), the connection was closed for good, or the timeout passed. `cause` says
+ * which; `report` counts what was sent and answered until then (every reply to what was sent
+ * has been read, except after a timeout).
+ */
+export class MassInsertError extends RedloopError {
+  override name = 'MassInsertError';
+  readonly report: MassInsertReport;
+  constructor(message: string, report: MassInsertReport, cause: Error) {
+    super(message, { cause });
+    this.report = report;
+  }
+}
+
+const DEFAULT_MAX_ERRORS = 100;
+const DEFAULT_MAX_IN_FLIGHT = 16_384;
+const DEFAULT_PROGRESS_INTERVAL = 250;
+/** Bytes encoded per turn before the socket is given a chance to take them. */
+const TURN_BYTES = 1 << 20;
+
+const REPLY_OFF = encodeCommand('CLIENT', ['REPLY', 'OFF']) as string;
+
+/**
+ * The one sink every command shares. `settled` stays false so that it keeps receiving;
+ * settlements arrive in FIFO order, which is the order commands entered the FIFO.
+ */
+class Tally implements ReplySink {
+  readonly command = 'massInsert';
+  readonly returnBuffers: boolean;
+  deadline = 0;
+  readonly settled = false;
+  /** FIFO entries settled: replies, and rejections of commands that were queued. */
+  done = 0;
+  replies = 0;
+  errorCount = 0;
+  readonly first: MassInsertFailure[] = [];
+  /** Index of the command inside target.submit() right now, or -1. */
+  submitting = -1;
+  /** Set when the command being submitted was refused on the spot. */
+  refused = false;
+
+  /** Ascending indices of commands that never entered the FIFO. */
+  private skips: number[] = [];
+  private skipAt = 0;
+  private skipsBefore = 0;
+
+  private wakeAt = Infinity;
+  private waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  constructor(returnBuffers: boolean, private readonly maxErrors: number) {
+    this.returnBuffers = returnBuffers;
+  }
+
+  resolveReply(): void {
+    this.replies++;
+    if (++this.done >= this.wakeAt) this.wake();
+  }
+
+  rejectReply(err: Error): void {
+    if (this.submitting !== -1) {
+      // Refused inside submit() (e.g. a full offline queue): it never entered the FIFO.
+      this.refused = true;
+      this.skip(this.submitting, err);
+      return;
+    }
+    if (err instanceof ReplyError) this.replies++;
+    this.record(this.indexOf(this.done), err);
+    if (++this.done >= this.wakeAt) this.wake();
+  }
+
+  /** A command that was not sent (bad arguments) or was refused. */
+  skip(index: number, err: Error): void {
+    this.skips.push(index);
+    this.record(index, err);
+  }
+
+  /** The source index of the k-th FIFO entry (k only grows). */
+  private indexOf(k: number): number {
+    const s = this.skips;
+    while (this.skipAt < s.length && s[this.skipAt]! <= k + this.skipsBefore) {
+      this.skipAt++;
+      this.skipsBefore++;
+    }
+    return k + this.skipsBefore;
+  }
+
+  /** Forgets skipped indices that every later settlement is past, so the list stays short. */
+  compact(): void {
+    if (this.skips.length === 0) return;
+    this.indexOf(this.done);
+    if (this.skipAt > 1024) {
+      this.skips = this.skips.slice(this.skipAt);
+      this.skipAt = 0;
+    }
+  }
+
+  private record(index: number, err: Error): void {
+    this.errorCount++;
+    const list = this.first;
+    const max = this.maxErrors;
+    if (max === 0) return;
+    if (list.length === max && index >= list[max - 1]!.index) return;
+    const entry = { index, name: err.name, message: err.message };
+    let i = list.length;
+    while (i > 0 && list[i - 1]!.index > index) i--;
+    list.splice(i, 0, entry);
+    if (list.length > max) list.pop();
+  }
+
+  /** Resolves once `done` reaches `target`. */
+  waitUntil(target: number): Promise<void> {
+    if (this.done >= target) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.wakeAt = target;
+    });
+  }
+
+  private wake(): void {
+    this.wakeAt = Infinity;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve();
+  }
+
+  /** Ends a wait with an error (timeout, connection gone). */
+  abort(err: Error): void {
+    this.wakeAt = Infinity;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(err);
+  }
+}
+
+/** The source failed; wraps its error so it is not mistaken for ours. */
+class SourceFailure {
+  constructor(readonly error: Error) {}
+}
+
+function isByteStream(source: unknown): boolean {
+  const s = source as { pipe?: unknown; on?: unknown; readableObjectMode?: boolean };
+  return typeof s.pipe === 'function' && typeof s.on === 'function' && s.readableObjectMode !== true;
+}
+
+function describeCommand(cmd: unknown): string {
+  if (!Array.isArray(cmd)) return `a command must be an array like ['SET', 'key', 'value'], got ${cmd === null ? 'null' : typeof cmd}`;
+  if (cmd.length === 0) return 'a command must not be an empty array';
+  return `the command name must be a non-empty string, got ${typeof cmd[0] === 'string' ? 'an empty string' : typeof cmd[0]}`;
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+class MassInsert {
+  private readonly tally: Tally;
+  private readonly off: boolean;
+  private readonly maxInFlight: number;
+  private readonly started = performance.now();
+  /** The connection commands are written on, when the target is one (always, with replies: 'off'). */
+  private conn: Connection | undefined;
+  /** Where commands go: the target, or the dedicated connection with replies: 'off'. */
+  private dest: CommandTarget;
+  /** Commands handed to the target. */
+  private sent = 0;
+  /** Next source index. */
+  private index = 0;
+  /** Encoded bytes since the socket last had a chance to take them. */
+  private turnBytes = 0;
+  private framer: RespRequestFramer | undefined;
+  private lastProgress = 0;
+  private failure: Error | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly loop: EventLoop,
+    private readonly target: CommandTarget,
+    private readonly source: MassInsertSource,
+    private readonly options: MassInsertOptions,
+  ) {
+    this.off = options.replies === 'off';
+    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.tally = new Tally(target.defaultReturnBuffers, options.maxErrors ?? DEFAULT_MAX_ERRORS);
+    this.dest = target;
+    this.conn = target instanceof Connection ? target : undefined;
+  }
+
+  async run(): Promise<MassInsertReport> {
+    let stop: Error | undefined;
+    let dedicated: Connection | undefined;
+    try {
+      if (this.off) {
+        dedicated = this.loop.connect({ ...(this.target as Connection).resolvedOptions, reconnect: false });
+        this.conn = dedicated;
+        this.dest = dedicated;
+        await this.loop.sendCommand(dedicated, 'PING');
+        dedicated.submitUnanswered(REPLY_OFF);
+      } else if (this.conn !== undefined && this.conn.state !== 'ready') {
+        // Wait for the handshake here rather than fill the offline queue past its limit.
+        await this.loop.sendCommand(this.conn, 'PING');
+      }
+    } catch (err) {
+      dedicated?.disconnect();
+      throw new MassInsertError(`massInsert: could not start: ${asError(err).message}`, this.report(), asError(err));
+    }
+
+    this.armTimeout();
+    try {
+      const useResp = this.options.input === 'resp' || (this.options.input === undefined && isByteStream(this.source));
+      if (useResp) await this.pumpResp(this.source as AsyncIterable<Uint8Array | string>);
+      else if (typeof (this.source as Iterable<unknown>)[Symbol.iterator] === 'function') await this.pumpSync(this.source as Iterable<unknown>);
+      else await this.pumpAsync(this.source as AsyncIterable<unknown>);
+    } catch (err) {
+      stop = err instanceof SourceFailure ? err.error : asError(err);
+    }
+    try {
+      if (this.failure === undefined) await this.finish();
+    } catch (err) {
+      stop ??= asError(err);
+    } finally {
+      clearInterval(this.timer);
+      if (dedicated !== undefined) {
+        if (this.failure === undefined) await dedicated.close();
+        else dedicated.disconnect();
+      }
+    }
+    stop ??= this.failure;
+    this.progress(true);
+    const report = this.report();
+    if (stop !== undefined) {
+      throw new MassInsertError(`massInsert stopped after ${report.sent} command(s): ${stop.message}`, report, stop);
+    }
+    return report;
+  }
+
+  private report(): MassInsertReport {
+    const t = this.tally;
+    const r: MassInsertReport = {
+      sent: this.sent,
+      replies: t.replies,
+      errors: { count: t.errorCount, first: t.first.slice() },
+      elapsedMs: performance.now() - this.started,
+      replyMode: this.off ? 'off' : 'on',
+    };
+    if (this.framer !== undefined) r.bytesIn = this.framer.bytesIn;
+    return r;
+  }
+
+  // ---------------------------------------------------------------- sources
+
+  private async pumpSync(source: Iterable<unknown>): Promise<void> {
+    let it: Iterator<unknown>;
+    try {
+      it = source[Symbol.iterator]();
+    } catch (err) {
+      throw new SourceFailure(asError(err));
+    }
+    let ok = false;
+    try {
+      for (;;) {
+        while (this.hasRoomThisTurn()) {
+          let r: IteratorResult<unknown>;
+          try {
+            r = it.next();
+          } catch (err) {
+            throw new SourceFailure(asError(err));
+          }
+          if (r.done === true) { ok = true; return; }
+          this.send(r.value);
+        }
+        await this.nextTurn();
+      }
+    } finally {
+      if (!ok) closeIterator(it);
+    }
+  }
+
+  private async pumpAsync(source: AsyncIterable<unknown>): Promise<void> {
+    if (source === null || typeof source !== 'object' || typeof source[Symbol.asyncIterator] !== 'function') {
+      throw new TypeError('massInsert: the source must be an iterable, an async iterable or a readable stream of commands');
+    }
+    let it: AsyncIterator<unknown>;
+    try {
+      it = source[Symbol.asyncIterator]();
+    } catch (err) {
+      throw new SourceFailure(asError(err));
+    }
+    let ok = false;
+    try {
+      for (;;) {
+        while (this.hasRoomThisTurn()) {
+          let r: IteratorResult<unknown>;
+          try {
+            r = await it.next();
+          } catch (err) {
+            throw new SourceFailure(asError(err));
+          }
+          if (r.done === true) { ok = true; return; }
+          this.send(r.value);
+        }
+        await this.nextTurn();
+      }
+    } finally {
+      if (!ok) await closeAsyncIterator(it);
+    }
+  }
+
+  /** RESP bytes: framed into whole commands and written as they came, never re-encoded. */
+  private async pumpResp(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): Promise<void> {
+    const framer = this.framer = new RespRequestFramer();
+    const asyncIt = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator];
+    const it: AsyncIterator<Uint8Array | string> | Iterator<Uint8Array | string> = typeof asyncIt === 'function'
+      ? (source as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]()
+      : (source as Iterable<Uint8Array | string>)[Symbol.iterator]();
+    let ok = false;
+    try {
+      for (;;) {
+        let r: IteratorResult<Uint8Array | string>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          throw new SourceFailure(asError(err));
+        }
+        if (r.done === true) break;
+        const v = r.value;
+        const chunk = typeof v === 'string' ? Buffer.from(v, 'latin1')
+          : Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : undefined;
+        if (chunk === undefined) throw new SourceFailure(new TypeError(`massInsert: RESP input must be Buffers or strings, got ${typeof v}`));
+        let batch;
+        try {
+          batch = framer.push(chunk);
+        } catch (err) {
+          throw new SourceFailure(asError(err));
+        }
+        if (batch !== undefined) this.sendRaw(batch.bytes, batch.count);
+        if (framer.error !== undefined) throw new SourceFailure(framer.error);
+        if (!this.hasRoomThisTurn()) await this.nextTurn();
+      }
+      try {
+        framer.end();
+      } catch (err) {
+        throw new SourceFailure(asError(err));
+      }
+      ok = true;
+    } finally {
+      if (!ok) {
+        if ('return' in it && typeof it.return === 'function') {
+          try { await it.return(); } catch { /* the stream's own error is already the cause */ }
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private send(cmd: unknown): void {
+    const index = this.index++;
+    const tally = this.tally;
+    if (!Array.isArray(cmd) || cmd.length === 0 || typeof cmd[0] !== 'string' || cmd[0].length === 0) {
+      tally.skip(index, new TypeError(`command ${index}: ${describeCommand(cmd)}`));
+      return;
+    }
+    const name = cmd[0] as string;
+    const encoded = encodeCommand(name, cmd, 1);
+    if (typeof encoded !== 'string' && !Array.isArray(encoded)) {
+      tally.skip(index, encoded);
+      return;
+    }
+    this.turnBytes += typeof encoded === 'string' ? encoded.length : encodedLength(encoded);
+    if (this.off) {
+      this.conn!.submitUnanswered(encoded);
+      this.sent++;
+      return;
+    }
+    tally.submitting = index;
+    this.dest.submit(encoded, tally, name, cmd, 1);
+    tally.submitting = -1;
+    if (tally.refused) tally.refused = false;
+    else this.sent++;
+  }
+
+  /**
+   * `count` whole commands in `bytes`. The first FIFO entry carries the bytes, the others an
+   * empty string: one write, one FIFO slot per reply.
+   */
+  private sendRaw(bytes: Buffer, count: number): void {
+    this.turnBytes += bytes.length;
+    if (this.off) {
+      this.conn!.submitUnanswered([bytes]);
+      this.index += count;
+      this.sent += count;
+      return;
+    }
+    const tally = this.tally;
+    const dest = this.dest;
+    const first: Encoded = [bytes];
+    for (let i = 0; i < count; i++) {
+      const index = this.index++;
+      tally.submitting = index;
+      dest.submit(i === 0 ? first : '', tally, '', NO_ARGS, 0);
+      tally.submitting = -1;
+      if (tally.refused) tally.refused = false;
+      else this.sent++;
+    }
+  }
+
+  // ---------------------------------------------------------------- backpressure
+
+  private hasRoomThisTurn(): boolean {
+    return this.turnBytes < TURN_BYTES && (this.off || this.sent - this.tally.done < this.maxInFlight);
+  }
+
+  /**
+   * Lets the loop flush what was queued and the socket take it, then waits until there is
+   * room: half the in-flight window answered, and the target under its own limits.
+   */
+  private async nextTurn(): Promise<void> {
+    const tally = this.tally;
+    if (!this.off && this.sent - tally.done >= this.maxInFlight) {
+      await tally.waitUntil(this.sent - (this.maxInFlight >> 1));
+    } else {
+      await nextMacrotask();
+    }
+    this.turnBytes = 0;
+    if (this.failure !== undefined) throw this.failure;
+    const conn = this.conn;
+    if (conn !== undefined && conn.state === 'closed') {
+      throw new ClientStateError(`connection to ${conn.address} is closed`);
+    }
+    await this.dest.waitForRoom();
+    tally.compact();
+    this.progress(false);
+  }
+
+  /** Waits for every reply (replies: 'on') or for the marker after CLIENT REPLY ON ('off'). */
+  private async finish(): Promise<void> {
+    if (!this.off) {
+      await this.tally.waitUntil(this.sent);
+      return;
+    }
+    const conn = this.conn!;
+    const marker = `redloop-massinsert-${randomBytes(8).toString('hex')}`;
+    const timeout = this.options.timeout ?? 0;
+    const on = this.loop.send(conn, ['CLIENT', 'REPLY', 'ON'], timeout > 0 ? { timeout } : undefined);
+    const echo = this.loop.send(conn, ['ECHO', marker], timeout > 0 ? { timeout } : undefined);
+    const [onReply, echoReply] = await Promise.all([on, echo]);
+    if (onReply !== 'OK' || echoReply !== marker) {
+      throw new ClientStateError(`massInsert: expected OK and the marker after CLIENT REPLY ON, got ${JSON.stringify([onReply, echoReply])}`);
+    }
+  }
+
+  private armTimeout(): void {
+    const timeout = this.options.timeout ?? 0;
+    if (this.off || !(timeout > 0)) return;
+    let seen = -1;
+    this.timer = setInterval(() => {
+      const t = this.tally;
+      const owed = this.sent - t.done;
+      if (owed > 0 && t.done === seen) {
+        this.failure = new TimeoutError(`no reply for ${timeout}ms while ${owed} were owed; late replies will be read and dropped`);
+        t.abort(this.failure);
+      }
+      seen = t.done;
+    }, timeout);
+    this.timer.unref();
+  }
+
+  private progress(last: boolean): void {
+    const cb = this.options.onProgress;
+    if (cb === undefined) return;
+    const now = performance.now();
+    if (!last && now - this.lastProgress < (this.options.progressInterval ?? DEFAULT_PROGRESS_INTERVAL)) return;
+    this.lastProgress = now;
+    const p: MassInsertProgress = { sent: this.sent, replies: this.tally.replies, errors: this.tally.errorCount, elapsedMs: now - this.started };
+    if (this.framer !== undefined) p.bytesIn = this.framer.bytesIn;
+    cb(p);
+  }
+}
+
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+function closeIterator(it: Iterator<unknown>): void {
+  try {
+    it.return?.();
+  } catch { /* the first error is the one reported */ }
+}
+
+async function closeAsyncIterator(it: AsyncIterator<unknown>): Promise<void> {
+  try {
+    await it.return?.();
+  } catch { /* the first error is the one reported */ }
+}
+
+function checkOptions(options: MassInsertOptions): Error | undefined {
+  if (options === null || typeof options !== 'object') return new TypeError('massInsert: options must be an object');
+  const known = ['replies', 'maxErrors', 'onProgress', 'progressInterval', 'maxInFlight', 'timeout', 'input'];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) return new TypeError(`massInsert: unknown option "${key}" (known: ${known.join(', ')})`);
+  }
+  const { replies, maxErrors, onProgress, progressInterval, maxInFlight, timeout, input } = options;
+  if (replies !== undefined && replies !== 'on' && replies !== 'off') return new TypeError(`massInsert: replies must be 'on' or 'off', got ${String(replies)}`);
+  if (input !== undefined && input !== 'commands' && input !== 'resp') return new TypeError(`massInsert: input must be 'commands' or 'resp', got ${String(input)}`);
+  if (onProgress !== undefined && typeof onProgress !== 'function') return new TypeError('massInsert: onProgress must be a function');
+  const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (maxErrors !== undefined && !count(maxErrors)) return new TypeError(`massInsert: maxErrors must be a non-negative integer, got ${String(maxErrors)}`);
+  if (maxInFlight !== undefined && !(count(maxInFlight) && maxInFlight >= 2)) return new TypeError(`massInsert: maxInFlight must be an integer >= 2, got ${String(maxInFlight)}`);
+  if (progressInterval !== undefined && !(typeof progressInterval === 'number' && progressInterval >= 0)) return new TypeError('massInsert: progressInterval must be a non-negative number of ms');
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) return new TypeError('massInsert: timeout must be a non-negative number of ms');
+  return undefined;
+}
+
+/** The implementation behind `loop.massInsert()`. */
+export async function massInsert(
+  loop: EventLoop,
+  target: CommandTarget,
+  source: MassInsertSource,
+  options: MassInsertOptions = {},
+): Promise<MassInsertReport> {
+  const bad = checkOptions(options);
+  if (bad !== undefined) throw bad;
+  if (target === null || typeof target !== 'object' || typeof target.submit !== 'function') {
+    throw new TypeError(`massInsert: target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
+  }
+  if (target.loop !== loop) throw new TypeError('massInsert: target belongs to another EventLoop');
+  if (options.replies === 'off' && !(target instanceof Connection)) {
+    throw new TypeError("massInsert: replies: 'off' needs a Connection target (it opens a connection of its own with the same options)");
+  }
+  if (source === null || (typeof source !== 'object' && typeof source !== 'function') || typeof source === 'string') {
+    throw new TypeError('massInsert: the source must be an iterable, an async iterable or a readable stream');
+  }
+  return new MassInsert(loop, target, source, options).run();
+}
