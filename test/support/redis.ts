@@ -153,6 +153,7 @@ export class RedisServer {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearTimeout(probe);
         child.stdout!.off('data', watch);
         child.off('exit', onExit);
         child.off('error', onError);
@@ -170,16 +171,27 @@ export class RedisServer {
           settle(new Error(`redis-server on port ${this.port} exited during start (${code ?? signal}):\n${this.output}`));
         }
       };
-      // Wait for the log line rather than polling PING: a PING could be answered by
-      // whatever else holds the port if our server failed to bind it.
-      const watch = () => {
-        if (/Ready to accept connections/.test(this.output)) {
-          rawCommand({ ...this.endpoint, timeoutMs: 5000 }, 'PING').then(
-            (reply) => settle(reply === 'PONG' ? undefined : new Error(`redis-server on port ${this.port} answered PING with ${String(reply)}`)),
-            (err: Error) => settle(new Error(`redis-server on port ${this.port} said it was ready but PING failed: ${err.message}`)),
-          );
-        }
+      // Poll PING plus INFO until the process that answers is ours: a PING alone could be
+      // answered by whatever else holds the port if our server failed to bind it. (Not the
+      // "Ready to accept connections" log line: --loglevel warning hides it.)
+      let probe: NodeJS.Timeout | undefined;
+      const poll = () => {
+        probe = undefined;
+        if (done || !this.running) return;
+        rawCommands({ ...this.endpoint, timeoutMs: 2000 }, [['PING'], ['INFO', 'server']]).then(
+          ([pong, info]) => {
+            const pid = /process_id:(\d+)/.exec(String(info))?.[1];
+            if (pong === 'PONG' && pid === String(child.pid)) settle();
+            else if (pong instanceof Error || info instanceof Error) settle(new Error(`redis-server on port ${this.port} answered ${String(pong)} / ${String(info)}`));
+            else probe = setTimeout(poll, 20);
+          },
+          () => { probe = setTimeout(poll, 20); },
+        );
       };
+      const watch = () => {
+        if (probe && /Ready to accept connections/.test(this.output)) { clearTimeout(probe); poll(); }
+      };
+      probe = setTimeout(poll, 10);
       const timer = setTimeout(
         () => settle(new Error(`redis-server on port ${this.port} was not ready within ${timeoutMs} ms:\n${this.output}`)),
         timeoutMs,
