@@ -1,0 +1,79 @@
+// `redloop bench`: provision servers, run the selected workloads, print the table, write
+// JSON and SVG. Exit status 1 when any contestant failed (a wrong reply is a bug, not a
+// slow run); missed performance targets are reported, not fatal.
+import { parseBenchArgs, USAGE, type BenchOptions } from './options.js';
+import { createProgress } from './progress.js';
+import { evaluateTargets, formatReport } from './report.js';
+import { collectMeta, writeResults, type BenchRecord } from './results.js';
+import { plannedRuns, runWorkload, workloadCount, type WorkloadResult } from './runner.js';
+import { provision, redisVersion } from './servers.js';
+import { findWorkloads } from './workloads/index.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: BenchOptions;
+  try {
+    opts = parseBenchArgs(argv);
+  } catch (err) {
+    process.stderr.write(`redloop bench: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const workloads = findWorkloads(opts.only);
+  const started = Date.now();
+  const servers = await provision({ urls: opts.urls, shards: opts.shards });
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\nredloop bench: ${signal}, stopping servers\n`);
+    void servers.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const progress = createProgress();
+  const results: WorkloadResult[] = [];
+  let record: BenchRecord;
+  try {
+    const where = servers.owned
+      ? `${servers.endpoints.length} throwaway redis-server shard(s)`
+      : `${servers.endpoints.length} server(s) given by URL`;
+    const meta = collectMeta(opts, await redisVersion(servers.endpoints[0]!), where);
+    if (!servers.owned) {
+      process.stderr.write('redloop bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
+    }
+    progress.start(plannedRuns(workloads, opts));
+    for (const w of workloads) {
+      results.push(await runWorkload(w, servers.endpoints, opts, progress));
+      if (!servers.owned && w.cleanup) await w.cleanup(servers.endpoints, workloadCount(w, opts));
+    }
+    progress.stop();
+    meta.durationSeconds = Math.round((Date.now() - started) / 100) / 10;
+    record = { meta, workloads: results, targets: evaluateTargets(workloads, results) };
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await servers.stop();
+  }
+
+  const files = writeResults(record, opts);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
+  } else {
+    const m = record.meta;
+    const header = [
+      `redloop bench ${opts.quick ? '--quick ' : ''}· ${m.date} · node ${m.node} · redis ${m.redis} · ${m.cpus}`,
+      `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'}`,
+      'ops/s are medians over repetitions; contestants ran interleaved in one process, each on fresh connections.',
+      '',
+    ].join('\n');
+    process.stdout.write(`${formatReport(record.workloads, record.targets, header)}\nresults: ${files.join(', ')}\n`);
+  }
+  const failed = record.workloads.flatMap((w) => w.contestants.filter((c) => c.error).map((c) => `${w.id}/${c.id}: ${c.error}`));
+  if (failed.length > 0) {
+    process.stderr.write(`redloop bench: ${failed.length} contestant run(s) failed:\n  ${failed.join('\n  ')}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,56 @@
+// The contestants' names, kinds and notes, shared by every workload; each workload file
+// supplies the body that does its work the way that library's users would write it.
+import { redisBenchmarkMissing } from './redis-benchmark.js';
+import type { Contestant, RunContext, Session } from './types.js';
+
+export const NAIVE_MIN = 5_000;
+export const NAIVE_FRACTION = 50;
+
+/** The naive loop runs 1/50 of the count (at least 5,000 ops, at most the count). */
+export function naiveCount(count: number): number {
+  return Math.min(count, Math.max(NAIVE_MIN, Math.round(count / NAIVE_FRACTION)));
+}
+
+type Open = (ctx: RunContext) => Promise<Session>;
+
+const META = {
+  redloop: { label: 'redloop sendCommand (futures)', kind: 'redloop' },
+  'redloop-naive': { label: 'redloop, await each in turn', kind: 'naive' },
+  ioredis: { label: 'ioredis (defaults)', kind: 'peer' },
+  'ioredis-auto': { label: 'ioredis enableAutoPipelining', kind: 'peer' },
+  'ioredis-pipeline': { label: 'ioredis pipeline().exec()', kind: 'peer' },
+  'node-redis': { label: 'node-redis (defaults)', kind: 'peer' },
+  'raw-floor': { label: 'raw floor: socket + redis-parser', kind: 'floor' },
+  'redis-benchmark': { label: 'redis-benchmark (C)', kind: 'floor' },
+} as const satisfies Record<string, Pick<Contestant, 'label' | 'kind'>>;
+
+export type ContestantId = keyof typeof META;
+
+export function contestant(id: ContestantId, open: Open, extra: Partial<Pick<Contestant, 'note' | 'countFor'>> = {}): Contestant {
+  const meta = META[id];
+  const c: Contestant = { id, label: meta.label, kind: meta.kind, open, ...extra };
+  if (id === 'redloop-naive') {
+    c.countFor ??= naiveCount;
+    c.note ??= 'awaits every command before sending the next';
+  }
+  if (id === 'redis-benchmark') {
+    c.unavailable = redisBenchmarkMissing;
+    c.external = true;
+    c.note ??= 'self-reported, replies unchecked';
+  }
+  return c;
+}
+
+/**
+ * redis-benchmark reports its rate from a millisecond clock: a run of a few ms prints "inf".
+ * It runs at least `min` requests (same command, same pipeline depth), so its rate means
+ * something; the table shows how many it ran.
+ */
+export function atLeast(min: number): (count: number) => number {
+  return (count) => Math.max(count, min);
+}
+
+/** Untimed helper: a session whose close is a no-op. */
+export function sessionOf(run: Session['run'], close: Session['close'] = async () => {}): Session {
+  return { run, close };
+}

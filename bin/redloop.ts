@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// The redloop command line: `redloop <subcommand> [options]`.
+//
+// Each subcommand is loaded only when it is asked for, so a subcommand's dependencies (the
+// bench pulls in ioredis, node-redis and the test harness, which are dev-only) never stand
+// in the way of another one.
+//
+// To add a subcommand (e.g. `redloop pipe`, mass insertion from stdin): add an entry to
+// SUBCOMMANDS whose run() imports its module and returns the exit status.
+
+interface Subcommand {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  bench: {
+    summary: 'run the benchmark suite against throwaway redis-server shards (see redloop bench --help)',
+    run: async (argv) => (await import('../benchmarks/cli.js')).main(argv),
+  },
+  pipe: {
+    summary: 'mass insertion: read commands from stdin (RESP or text) and send them at protocol speed (see redloop pipe --help)',
+    run: async (argv) => (await import('../lib/cli/pipe.js')).runPipe(argv),
+  },
+};
+
+function usage(): string {
+  const names = Object.keys(SUBCOMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  return [
+    'usage: redloop <command> [options]',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(width)}  ${SUBCOMMANDS[n]!.summary}`),
+    '',
+    'redloop <command> --help shows the options of one command.',
+    '',
+  ].join('\n');
+}
+
+async function cli(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const sub = Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined;
+  if (!sub) {
+    process.stderr.write(`redloop: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  return sub.run(rest);
+}
+
+cli(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    process.stderr.write(`redloop: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
