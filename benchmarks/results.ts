@@ -1,5 +1,5 @@
 // The JSON record of a run and where it is written: benchmarks/results/latest.{json,svg}
-// for a full default run, quick.* for --quick, partial.* for a filtered or scaled run, and
+// for a full run, quick.* for --quick, partial.* for a filtered or scaled one, and
 // a timestamped copy of each under results/tmp/ (ignored by git).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,9 +50,9 @@ export function collectMeta(opts: BenchOptions, redis: string, servers: string):
 }
 
 export function resultName(opts: BenchOptions): string {
-  if (opts.quick) return 'quick';
   const filtered = (opts.only?.length ?? 0) > 0 || (opts.contestants?.length ?? 0) > 0 || opts.scale !== 1;
-  return filtered ? 'partial' : 'latest';
+  if (filtered) return 'partial';
+  return opts.quick ? 'quick' : 'latest';
 }
 
 /** Write JSON and SVG; returns the paths written. */

@@ -4,8 +4,8 @@ import type { WorkloadResult } from './runner.js';
 import type { ContestantKind } from './types.js';
 
 const WIDTH = 980;
-const LABEL_W = 300;
-const BAR_W = 520;
+const LABEL_W = 260;
+const BAR_W = 470;
 const ROW_H = 22;
 const PANEL_GAP = 18;
 const TITLE_H = 26;
@@ -31,8 +31,9 @@ export function renderSvg(results: readonly WorkloadResult[], subtitle: string):
   const parts: string[] = [];
   let y = 50;
   for (const w of results) {
-    parts.push(`<text x="10" y="${y + 16}" class="title">${esc(`${w.title} — ${w.count.toLocaleString('en-US')} ${w.countLabel} per run, median of ${w.reps}`)}</text>`);
-    y += TITLE_H;
+    parts.push(`<text x="10" y="${y + 16}" class="title">${esc(w.title)}</text>`);
+    parts.push(`<text x="10" y="${y + 31}" class="sub">${esc(`${w.count.toLocaleString('en-US')} ${w.countLabel} per run · median of ${w.reps} runs, whiskers min-max · ${w.description}`)}</text>`);
+    y += TITLE_H + 16;
     const scale = Math.max(1, ...w.contestants.map((c) => (Number.isFinite(c.max) ? c.max : 0)));
     for (const c of w.contestants) {
       const mid = y + ROW_H / 2;
@@ -44,7 +45,9 @@ export function renderSvg(results: readonly WorkloadResult[], subtitle: string):
         parts.push(`<rect x="${LABEL_W}" y="${y + 3}" width="${len(c.median).toFixed(1)}" height="${ROW_H - 6}" fill="${COLORS[c.kind]}"><title>${esc(`${c.label}: ${Math.round(c.median).toLocaleString('en-US')} ops/s (min ${Math.round(c.min).toLocaleString('en-US')}, max ${Math.round(c.max).toLocaleString('en-US')})`)}</title></rect>`);
         parts.push(`<line x1="${(LABEL_W + len(c.min)).toFixed(1)}" x2="${(LABEL_W + len(c.max)).toFixed(1)}" y1="${mid}" y2="${mid}" class="whisker"/>`);
         const failed = c.error ? ' (failed)' : '';
-        parts.push(`<text x="${(LABEL_W + Math.max(len(c.median), len(c.max)) + 6).toFixed(1)}" y="${mid + 4}" class="value">${fmt(c.median)}/s${failed}</text>`);
+        const base = w.contestants.find((b) => b.id === w.baseline);
+        const ratio = base && c.id !== base.id && Number.isFinite(base.median) && !c.error ? ` · ${(c.median / base.median).toFixed(2)}x ${base.id}` : '';
+        parts.push(`<text x="${(LABEL_W + Math.max(len(c.median), len(c.max)) + 6).toFixed(1)}" y="${mid + 4}" class="value">${fmt(c.median)}/s${ratio}${failed}</text>`);
       }
       y += ROW_H;
     }
