@@ -80,7 +80,7 @@ export function parsePipeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   if (parsed.positionals.length > 1) throw new UsageError(`one input file at most, got ${parsed.positionals.length}`);
   const file = parsed.positionals[0];
   return {
-    url: v.url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    url: v.url ?? (env.REDIS_URL || 'redis://127.0.0.1:6379'),
     format,
     timeoutMs: timeout * 1000,
     replies,
