@@ -1,6 +1,7 @@
 // `redloop bench`: provision servers, run the selected workloads, print the table, write
 // JSON and SVG. Exit status 1 when any contestant failed (a wrong reply is a bug, not a
 // slow run); missed performance targets are reported, not fatal.
+import os from 'node:os';
 import { parseBenchArgs, USAGE, type BenchOptions } from './options.js';
 import { createProgress } from './progress.js';
 import { evaluateTargets, formatReport } from './report.js';
@@ -49,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     progress.stop();
     meta.durationSeconds = Math.round((Date.now() - started) / 100) / 10;
+    meta.loadAverage.end = Math.round(os.loadavg()[0]! * 100) / 100;
     record = { meta, workloads: results, targets: evaluateTargets(workloads, results) };
   } finally {
     progress.stop();
@@ -64,7 +66,10 @@ export async function main(argv: string[]): Promise<number> {
     const m = record.meta;
     const header = [
       `redloop bench ${opts.quick ? '--quick ' : ''}· ${m.date} · node ${m.node} · redis ${m.redis} · ${m.cpus}`,
-      `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'}`,
+      `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'} · load average ${m.loadAverage.start} -> ${m.loadAverage.end}`,
+      // The start value is what others were doing; during the run the bench itself keeps ~2 busy.
+      ...(m.loadAverage.start > os.cpus().length * 0.75
+        ? ['warning: the machine was already busy when the run started; expect noisy numbers.'] : []),
       'ops/s are medians over repetitions; contestants ran interleaved in one process, each on fresh connections.',
       '',
     ].join('\n');

@@ -18,6 +18,8 @@ export interface BenchMeta {
   cpus: string;
   gitCommit?: string;
   servers: string;
+  /** 1-minute load average when the run started and ended: other busy processes make noise. */
+  loadAverage: { start: number; end?: number };
   options: Omit<BenchOptions, 'urls' | 'outDir' | 'help' | 'json'>;
   durationSeconds?: number;
 }
@@ -45,6 +47,7 @@ export function collectMeta(opts: BenchOptions, redis: string, servers: string):
     cpus: `${cpu.length} x ${cpu[0]?.model ?? 'unknown'}`,
     gitCommit,
     servers,
+    loadAverage: { start: Math.round(os.loadavg()[0]! * 100) / 100 },
     options,
   };
 }
