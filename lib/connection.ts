@@ -262,7 +262,10 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.counters.writes++;
     this.unansweredInOut = 0;
     if (this.outAllStrings) {
-      socket.write(out.length === 1 ? (out[0] as string) : (out as string[]).join(''));
+      // += builds a rope V8 flattens once on write: measurably cheaper than join('').
+      let text = out[0] as string;
+      for (let i = 1; i < out.length; i++) text += out[i] as string;
+      socket.write(text);
     } else {
       this.outAllStrings = true;
       socket.cork();

@@ -28,6 +28,11 @@ export interface UnobservedErrorSink {
   reportUnobserved(future: Future<unknown>): void;
 }
 
+/** Something waiting on a future without a Promise of its own (Future.all). */
+interface FutureWaiter {
+  settled(future: Future<unknown>): void;
+}
+
 const PENDING = 0;
 const RESOLVED = 1;
 const REJECTED = 2;
@@ -39,8 +44,9 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
   /** Per-command timer, only for futures with their own `timeout` option. */
   timer: NodeJS.Timeout | undefined = undefined;
   private state = PENDING;
-  private value: unknown = undefined;
+  private value_: unknown = undefined;
   private deferred: DeferredPromise<T> | undefined = undefined;
+  private waiter: FutureWaiter | undefined = undefined;
   private readonly reporter: UnobservedErrorSink | null;
 
   constructor(command: string, returnBuffers: boolean, reporter: UnobservedErrorSink | null) {
@@ -55,29 +61,36 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
 
   /** True once somebody called then/catch/finally/promise(). */
   get observed(): boolean {
-    return this.deferred !== undefined;
+    return this.deferred !== undefined || this.waiter !== undefined;
+  }
+
+  /** The reply, once resolved (undefined before, or if it was rejected). */
+  get value(): T | undefined {
+    return this.state === RESOLVED ? (this.value_ as T) : undefined;
   }
 
   /** The rejection reason, if the future was rejected (for unobserved-error reports). */
   get error(): Error | undefined {
-    return this.state === REJECTED ? (this.value as Error) : undefined;
+    return this.state === REJECTED ? (this.value_ as Error) : undefined;
   }
 
   resolveReply(reply: unknown): void {
     if (this.state !== PENDING) return;
     this.state = RESOLVED;
-    this.value = reply;
+    this.value_ = reply;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.deferred !== undefined) this.deferred.resolve(reply as T);
+    if (this.waiter !== undefined) this.waiter.settled(this);
   }
 
   rejectReply(err: Error): void {
     if (this.state !== PENDING) return;
     this.state = REJECTED;
-    this.value = err;
+    this.value_ = err;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.deferred !== undefined) this.deferred.reject(err);
-    else if (this.reporter !== null) this.reporter.reportUnobserved(this);
+    if (this.waiter !== undefined) this.waiter.settled(this);
+    else if (this.deferred === undefined && this.reporter !== null) this.reporter.reportUnobserved(this);
   }
 
   /** The Promise behind this future, made on first use. */
@@ -85,8 +98,8 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
     let d = this.deferred;
     if (d === undefined) {
       d = this.deferred = pDefer<T>();
-      if (this.state === RESOLVED) d.resolve(this.value as T);
-      else if (this.state === REJECTED) d.reject(this.value);
+      if (this.state === RESOLVED) d.resolve(this.value_ as T);
+      else if (this.state === REJECTED) d.reject(this.value_);
     }
     return d.promise;
   }
@@ -106,8 +119,47 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
     return this.promise().finally(onFinally);
   }
 
+  /**
+   * Like Promise.all for futures, with one Promise for the whole batch instead of several per
+   * future: resolves to the replies in order, or rejects with the first failure.
+   */
+  static all<T>(futures: readonly Future<T>[]): Promise<T[]> {
+    const group = new FutureGroup<T>(futures);
+    for (const f of futures) {
+      if (f.state !== PENDING) group.settled(f);
+      else if (f.waiter === undefined) f.waiter = group;
+      else f.promise().then(() => group.settled(f), () => group.settled(f)); // in two groups at once
+    }
+    return group.deferred.promise;
+  }
+
   get [Symbol.toStringTag](): string {
     return 'Future';
   }
 }
 
+
+class FutureGroup<T> implements FutureWaiter {
+  readonly deferred = pDefer<T[]>();
+  private remaining: number;
+  private done = false;
+
+  constructor(private readonly futures: readonly Future<T>[]) {
+    this.remaining = futures.length;
+    if (futures.length === 0) this.deferred.resolve([]);
+  }
+
+  settled(future: Future<unknown>): void {
+    if (this.done) return;
+    const err = future.error;
+    if (err !== undefined) {
+      this.done = true;
+      this.deferred.reject(err);
+    } else if (--this.remaining === 0) {
+      this.done = true;
+      const values = new Array<T>(this.futures.length);
+      for (let i = 0; i < values.length; i++) values[i] = this.futures[i]!.value as T;
+      this.deferred.resolve(values);
+    }
+  }
+}

@@ -159,6 +159,32 @@ describe('core: EventLoop over two shards', function () {
     expect(Object.prototype.toString.call(g)).to.equal('[object Future]');
   });
 
+  it('Future.all awaits a batch with one Promise: replies in order, first failure rejects', async () => {
+    const futures = [];
+    for (let i = 0; i < 1000; i++) futures.push(loop.sendCommand<string>(i % 2 ? a : b, 'ECHO', `e${i}`));
+    const values = await Future.all(futures);
+    expect(values).to.deep.equal(Array.from({ length: 1000 }, (_, i) => `e${i}`));
+    expect(futures[10]!.value).to.equal('e10');
+    expect(futures.every((f) => f.observed)).to.equal(true);
+    expect(await Future.all([])).to.deep.equal([]);
+
+    let reported = 0;
+    loop.on('unobservedError', () => reported++);
+    await loop.sendCommand(a, 'SET', 'str4', 'x');
+    const mixed = [loop.sendCommand(a, 'PING'), loop.sendCommand(a, 'INCR', 'str4'), loop.sendCommand(a, 'INCR', 'str4')];
+    const err = await Future.all(mixed).then(() => null, (e: Error) => e);
+    expect((err as ReplyError).command).to.equal('INCR');
+    expect(mixed[0]!.value).to.equal('PONG');
+    expect(mixed[2]!.error?.name).to.equal('ReplyError');
+    // A future already in one batch can join another; settled futures count at once.
+    const shared = loop.sendCommand(a, 'ECHO', 'shared');
+    const [x, y] = await Promise.all([Future.all([shared]), Future.all([shared, mixed[0]!])]);
+    expect(x).to.deep.equal(['shared']);
+    expect(y).to.deep.equal(['shared', 'PONG']);
+    await new Promise((r) => setImmediate(r));
+    expect(reported).to.equal(0); // rejections inside a batch count as observed
+  });
+
   it('never raises unhandledRejection for failing futures nobody awaits; counts and emits them', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (r: unknown) => unhandled.push(r);

@@ -15,6 +15,30 @@ export type Encoded = string | Array<string | Buffer>;
 
 const CRLF = '\r\n';
 
+// Precomputed pieces: most commands have few arguments and a handful of names, and building
+// these from numbers on every call was a third of the encoding time.
+const ARRAY_HEADERS: string[] = [];
+for (let i = 0; i < 64; i++) ARRAY_HEADERS.push('*' + i + CRLF);
+const NAME_HEADERS = new Map<string, string>();
+const MAX_CACHED_NAMES = 1024;
+
+function nameHeader(name: string): string {
+  let header = NAME_HEADERS.get(name);
+  if (header === undefined) {
+    header = '$' + Buffer.byteLength(name) + CRLF + name + CRLF;
+    if (NAME_HEADERS.size < MAX_CACHED_NAMES) NAME_HEADERS.set(name, header);
+  }
+  return header;
+}
+
+/** UTF-8 byte length; a JS scan beats the native call for the short ASCII strings keys usually are. */
+function byteLength(s: string): number {
+  const n = s.length;
+  if (n > 64) return Buffer.byteLength(s);
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) return Buffer.byteLength(s);
+  return n;
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -35,12 +59,13 @@ function badArgument(command: string, position: number, value: unknown): TypeErr
  */
 export function encodeCommand(name: string, args: ArrayLike<unknown>, from = 0): Encoded | TypeError {
   const n = args.length;
-  let out = '*' + (n - from + 1) + CRLF + '$' + Buffer.byteLength(name) + CRLF + name + CRLF;
+  const count = n - from + 1;
+  let out = (count < 64 ? ARRAY_HEADERS[count]! : '*' + count + CRLF) + nameHeader(name);
   let pieces: Array<string | Buffer> | undefined;
   for (let i = from; i < n; i++) {
     const a = args[i];
     if (typeof a === 'string') {
-      out += '$' + Buffer.byteLength(a) + CRLF + a + CRLF;
+      out += '$' + byteLength(a) + CRLF + a + CRLF;
     } else if (typeof a === 'number') {
       if (!Number.isFinite(a)) return badArgument(name, i - from + 1, a);
       const s = String(a);
