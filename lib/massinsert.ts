@@ -65,7 +65,7 @@ export interface MassInsertOptions {
   onProgress?: (progress: MassInsertProgress) => void;
   /** ms between progress calls. Default 250. */
   progressInterval?: number;
-  /** Most replies owed at once; the source is pulled again when half have arrived. Default 16384. */
+  /** Most replies owed at once; the source is pulled again when 1/8 of them have arrived. Default 8192. */
   maxInFlight?: number;
   /**
    * ms to wait while replies are owed and none arrives (with replies: 'off', for the final
@@ -122,10 +122,20 @@ export class MassInsertError extends RedloopError {
 }
 
 const DEFAULT_MAX_ERRORS = 100;
-const DEFAULT_MAX_IN_FLIGHT = 16_384;
+const DEFAULT_MAX_IN_FLIGHT = 8192;
 const DEFAULT_PROGRESS_INTERVAL = 250;
-/** Bytes encoded per turn before the socket is given a chance to take them. */
-const TURN_BYTES = 1 << 20;
+/**
+ * Bytes encoded per turn before the loop flushes them and the socket takes them. Small turns
+ * keep each batch's garbage young (cheap to collect); the in-flight window, not the turn,
+ * keeps the server busy.
+ */
+const TURN_BYTES = 64 * 1024;
+/**
+ * A full window is refilled once this fraction of it is still owed: the server always has
+ * most of a window queued (so a client that is briefly descheduled does not starve it),
+ * and each refill is a small batch.
+ */
+const REFILL_AT = 7 / 8;
 
 const REPLY_OFF = encodeCommand('CLIENT', ['REPLY', 'OFF']) as string;
 
@@ -521,12 +531,12 @@ class MassInsert {
 
   /**
    * Lets the loop flush what was queued and the socket take it, then waits until there is
-   * room: half the in-flight window answered, and the target under its own limits.
+   * room: 1/8 of a full in-flight window answered, and the target under its own limits.
    */
   private async nextTurn(): Promise<void> {
     const tally = this.tally;
     if (!this.off && this.sent - tally.done >= this.maxInFlight) {
-      await tally.waitUntil(this.sent - (this.maxInFlight >> 1));
+      await tally.waitUntil(this.sent - Math.floor(this.maxInFlight * REFILL_AT));
     } else {
       await nextMacrotask();
     }
