@@ -2,11 +2,12 @@
 // A new workload (e.g. mass insertion with redis-cli --pipe as a contestant) is one more
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
+import { massInsertWorkload } from './massinsert.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget];
+export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];
