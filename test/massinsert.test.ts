@@ -1,6 +1,7 @@
 // loop.massInsert against real redis-server processes: counts, error indices, backpressure
 // (RSS stays flat for a 5M-command source), the connection's state afterwards, the
 // replies: 'off' mode, RESP byte sources and the RESP framer.
+import { createHook } from 'node:async_hooks';
 import { PassThrough, Readable } from 'node:stream';
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -296,6 +297,75 @@ describe('loop.massInsert', function () {
     await bad(loop.massInsert(foreign, []), /another EventLoop/);
     await other.close();
     expect(await loop.massInsert(conn, [])).to.include({ sent: 0, replies: 0 });
+  });
+});
+
+/** Counts the Promises created while `body` runs (async_hooks sees every one). */
+async function promisesCreatedBy(body: () => Promise<void>): Promise<number> {
+  let count = 0;
+  const hook = createHook({ init(_id, type) { if (type === 'PROMISE') count++; } });
+  hook.enable();
+  try {
+    await body();
+  } finally {
+    hook.disable();
+  }
+  return count;
+}
+
+describe('fire-and-forget costs no Promise per command', function () {
+  this.timeout(60_000);
+  let server: RedisServer;
+  let loop: EventLoop;
+  let conn: Connection;
+
+  before(async () => {
+    server = await startRedis();
+    loop = new EventLoop();
+    conn = loop.connect(server.url);
+    await loop.sendCommand(conn, 'PING');
+  });
+  after(async () => {
+    await loop?.close();
+    await server?.stop();
+  });
+
+  it('un-awaited sendCommand: no Promise per command, replies dropped, the one error counted and emitted on the loop', async () => {
+    const n = 100_000;
+    const seen: Array<[string, string]> = [];
+    const onError = (err: Error, command: string) => seen.push([command, err.message]);
+    loop.on('unobservedError', onError);
+    const before = loop.unobservedErrors;
+    try {
+      const promises = await promisesCreatedBy(async () => {
+        let last;
+        for (let i = 0; i < n; i++) {
+          last = i === n / 2 ? loop.sendCommand(conn, 'LPUSH', 'ff:0', 'x') : loop.sendCommand(conn, 'SET', `ff:${i}`, 'v');
+        }
+        await last;
+        await new Promise((resolve) => setImmediate(resolve)); // unobserved errors are reported a macrotask later
+      });
+      expect(promises, 'Promises created for 100,000 commands').to.be.below(50);
+    } finally {
+      loop.off('unobservedError', onError);
+    }
+    expect(loop.unobservedErrors - before).to.equal(1);
+    expect(seen).to.have.length(1);
+    expect(seen[0]![0]).to.equal('LPUSH');
+    expect(seen[0]![1]).to.match(/^WRONGTYPE/);
+    expect(await server.command('DBSIZE')).to.equal(n - 1);
+    await expectClean(loop, conn);
+  });
+
+  it('massInsert: no Promise per command either', async () => {
+    const n = 100_000;
+    const promises = await promisesCreatedBy(async () => {
+      const report = await loop.massInsert(conn, sets(n, 'mi'));
+      expect(report.replies).to.equal(n);
+    });
+    // One per turn and per wait, not per command.
+    expect(promises).to.be.below(n / 100);
+    await expectClean(loop, conn);
   });
 });
 
