@@ -451,7 +451,7 @@ class MassInsert {
         } catch (err) {
           throw new SourceFailure(asError(err));
         }
-        if (batch !== undefined) this.sendRaw(batch.bytes, batch.count);
+        if (batch !== undefined) await this.sendRaw(batch.bytes, batch.count);
         if (framer.error !== undefined) throw new SourceFailure(framer.error);
         if (!this.hasRoomThisTurn()) await this.nextTurn();
       }
@@ -500,26 +500,34 @@ class MassInsert {
 
   /**
    * `count` whole commands in `bytes`. The first FIFO entry carries the bytes, the others an
-   * empty string: one write, one FIFO slot per reply.
+   * empty string: one write, one FIFO slot per reply. This relies on all of them going to the
+   * socket in the same flush, and on none being refused: so RESP input needs a Connection
+   * target, and a batch is only submitted while it is ready (its submit() then never refuses).
    */
-  private sendRaw(bytes: Buffer, count: number): void {
+  private async sendRaw(bytes: Buffer, count: number): Promise<void> {
+    const conn = this.conn!;
+    if (conn.state !== 'ready') await this.loop.sendCommand(conn, 'PING');
     this.turnBytes += bytes.length;
     if (this.off) {
-      this.conn!.submitUnanswered([bytes]);
+      conn.submitUnanswered([bytes]);
       this.index += count;
       this.sent += count;
       return;
     }
     const tally = this.tally;
-    const dest = this.dest;
     const first: Encoded = [bytes];
+    let refused = 0;
     for (let i = 0; i < count; i++) {
       const index = this.index++;
       tally.submitting = index;
-      dest.submit(i === 0 ? first : '', tally, '', NO_ARGS, 0);
+      conn.submit(i === 0 ? first : '', tally);
       tally.submitting = -1;
-      if (tally.refused) tally.refused = false;
-      else this.sent++;
+      if (tally.refused) { tally.refused = false; refused++; } else this.sent++;
+    }
+    if (refused !== 0 && refused !== count) {
+      // Some replies would have no FIFO entry: the connection cannot be trusted any more.
+      conn.disconnect('massInsert: a RESP batch was only partly accepted');
+      throw new ClientStateError(`connection to ${conn.address} refused part of a batch of RESP commands; it was disconnected`);
     }
   }
 
@@ -596,8 +604,6 @@ class MassInsert {
   }
 }
 
-const NO_ARGS: readonly unknown[] = Object.freeze([]);
-
 function closeIterator(it: Iterator<unknown>): void {
   try {
     it.return?.();
@@ -641,6 +647,9 @@ export async function massInsert(
     throw new TypeError(`massInsert: target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
   }
   if (target.loop !== loop) throw new TypeError('massInsert: target belongs to another EventLoop');
+  if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
+    if (!(target instanceof Connection)) throw new TypeError('massInsert: RESP input needs a Connection target (its commands are not decoded, so they cannot be routed)');
+  }
   if (options.replies === 'off' && !(target instanceof Connection)) {
     throw new TypeError("massInsert: replies: 'off' needs a Connection target (it opens a connection of its own with the same options)");
   }

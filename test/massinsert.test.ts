@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import {
   ClientStateError, EventLoop, MalformedInputError, MassInsertError, RespRequestFramer, TimeoutError,
-  type Connection, type MassInsertCommand,
+  type CommandTarget, type Connection, type MassInsertCommand,
 } from '../lib/index.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { encodeCommand as rawEncode } from './support/resp.js';
@@ -296,7 +296,31 @@ describe('loop.massInsert', function () {
     const foreign = other.connect(server.url);
     await bad(loop.massInsert(foreign, []), /another EventLoop/);
     await other.close();
+    // A routing layer (any CommandTarget) takes commands, but not RESP bytes it cannot route.
+    const router: CommandTarget = {
+      loop, commandTimeout: 0, defaultReturnBuffers: false,
+      submit: (encoded, sink) => conn.submit(encoded, sink),
+      waitForRoom: () => conn.waitForRoom(),
+    };
+    await bad(loop.massInsert(router, new PassThrough()), /RESP input needs a Connection/);
+    await bad(loop.massInsert(router, [], { replies: 'off' }), /needs a Connection target/);
     expect(await loop.massInsert(conn, [])).to.include({ sent: 0, replies: 0 });
+  });
+
+  it('works through any CommandTarget (a routing layer), not only a Connection', async () => {
+    const seen: string[] = [];
+    const router: CommandTarget = {
+      loop, commandTimeout: 0, defaultReturnBuffers: false,
+      submit: (encoded, sink, name, args, from) => {
+        if (seen.length < 3) seen.push(`${name} ${String(args[from])}`);
+        conn.submit(encoded, sink);
+      },
+      waitForRoom: () => conn.waitForRoom(),
+    };
+    const report = await loop.massInsert(router, sets(20_000, 'routed'));
+    expect(report).to.include({ sent: 20_000, replies: 20_000 });
+    expect(seen).to.deep.equal(['SET routed:0', 'SET routed:1', 'SET routed:2']);
+    expect(await server.command('DBSIZE')).to.equal(20_000);
   });
 });
 
