@@ -169,6 +169,24 @@ describe('loop.massInsert', function () {
     await expectClean(loop, conn);
   });
 
+  it("replies: 'off' opens its connection with the target's options (password, db)", async () => {
+    const locked = await startRedis({ args: ['--requirepass', 's3cret'] });
+    const l2 = new EventLoop();
+    try {
+      const c2 = l2.connect(`redis://:s3cret@127.0.0.1:${locked.port}/3`);
+      const report = await l2.massInsert(c2, sets(10_000), { replies: 'off' });
+      expect(report.sent).to.equal(10_000);
+      const [, db3, db0] = await locked.commands([['SELECT', 3], ['DBSIZE'], ['SELECT', 0]]) as unknown[];
+      expect(db3).to.equal(10_000);
+      expect(db0).to.equal('OK');
+      expect(await locked.command('DBSIZE')).to.equal(0);
+      await expectClean(l2, c2);
+    } finally {
+      await l2.close();
+      await locked.stop();
+    }
+  });
+
   it('reads a byte stream as RESP, split anywhere, and writes it as it came', async () => {
     const whole = Buffer.concat([...sets(5000)].map((c) => rawEncode(c as string[])));
     const stream = new PassThrough();
