@@ -318,6 +318,21 @@ export async function haveRedisServer(): Promise<boolean> {
   }
 }
 
-process.on('exit', () => {
+function killAllNowSync(): void {
   for (const server of [...registry]) server.killNowSync();
-});
+}
+
+process.on('exit', killAllNowSync);
+
+// A signal ends the process without 'exit': stop the servers and remove their dirs first.
+// When nobody else handles the signal, re-raise it so the process still dies of it.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  const onSignal = () => {
+    killAllNowSync();
+    if (process.listenerCount(signal) === 1) {
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+    }
+  };
+  process.on(signal, onSignal);
+}
