@@ -79,7 +79,9 @@ export function formatTargets(targets: readonly TargetResult[]): string {
   if (targets.length === 0) return '';
   const rows = [['target', 'measured', 'needed', 'result']];
   for (const t of targets) {
-    rows.push([t.description, `${fmtRatio(t.ratio)}${t.against ? ` vs ${t.against}` : ''}`, `>= ${fmtRatio(t.min)}`, t.status.toUpperCase()]);
+    // Three decimals, so that a 1.497x shown next to ">= 1.50x FAIL" does not look like a tie.
+    const measured = Number.isFinite(t.ratio) ? `${t.ratio.toFixed(3)}x` : '-';
+    rows.push([t.description, `${measured}${t.against ? ` vs ${t.against}` : ''}`, `>= ${fmtRatio(t.min)}`, t.status.toUpperCase()]);
   }
   return `Targets (ratios of medians in this run)\n\n${table(rows, [false, true, true, false])}\n`;
 }

@@ -399,7 +399,10 @@ export class Connection implements ReplyHandler, CommandTarget {
     this._state = 'handshake';
     const o = this.options;
     const steps: string[][] = [];
-    if (o.password !== undefined) steps.push(o.username !== undefined ? ['AUTH', o.username, o.password] : ['AUTH', o.password]);
+    if (o.password !== undefined) {
+      const password = o.password.reveal();
+      steps.push(o.username !== undefined ? ['AUTH', o.username, password] : ['AUTH', password]);
+    }
     if (o.db !== 0) steps.push(['SELECT', String(o.db)]);
     if (o.name !== undefined) steps.push(['CLIENT', 'SETNAME', o.name]);
     if (steps.length === 0) {
@@ -416,7 +419,9 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   private onHandshakeReply(step: string, err: Error | null): void {
-    if (this._state !== 'handshake') return; // socket lost mid-handshake: the close path retries
+    // Socket lost mid-handshake: the close path retries. Failed already: the replies to the
+    // steps after AUTH (NOAUTH) arrive in the same chunk and must not fail it again.
+    if (this._state !== 'handshake' || this.fatal !== undefined) return;
     if (err instanceof ReplyError) {
       this.handshakeLeft = 0;
       // The server's text never contains the password; ours must not either.

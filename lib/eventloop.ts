@@ -8,7 +8,7 @@ import { Connection } from './connection.js';
 import { Future } from './future.js';
 import type { CommandTarget } from './target.js';
 import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
-import { resolveOptions, type ConnectionOptions } from './options.js';
+import { concealSecrets, resolveOptions, type ConnectionOptions } from './options.js';
 import { ClientStateError, TimeoutError } from './errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
 
@@ -53,7 +53,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   constructor(defaults: ConnectionOptions = {}) {
     super();
     resolveOptions({}, defaults); // validate now, not at the first connect
-    this.defaults = defaults;
+    this.defaults = concealSecrets(defaults); // kept for every connect(): no password in clear
   }
 
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */

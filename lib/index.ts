@@ -7,7 +7,7 @@ export { Future } from './future.js';
 export type { ReplySink } from './future.js';
 export type { CommandTarget } from './target.js';
 export type { ConnectionOptions, ReconnectOptions } from './options.js';
-export { parseRedisUrl } from './options.js';
+export { parseRedisUrl, Secret } from './options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
 export { encodeCommand } from './protocol/encoder.js';
 export {

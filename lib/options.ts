@@ -3,7 +3,31 @@
  * user can set is listed here (and in the README's option table).
  */
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import { inspect } from 'node:util';
 import { ConfigError } from './errors.js';
+
+/**
+ * A password that cannot leak by accident: util.inspect, JSON.stringify, String() and
+ * template strings all show "***". Only `reveal()` gives the text, for AUTH.
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '***';
+  }
+  toJSON(): string {
+    return '***';
+  }
+  [inspect.custom](): string {
+    return 'Secret(***)';
+  }
+}
 
 export interface ReconnectOptions {
   /** Delay before the first retry, in ms. Default 50. */
@@ -14,28 +38,41 @@ export interface ReconnectOptions {
   factor?: number;
   /** Fraction of the delay that is randomised (0..1), so that clients do not retry in lockstep. Default 0.5. */
   jitter?: number;
-  /** Give up for good after this many consecutive failed attempts. Default Infinity. */
+  /**
+   * Most reconnect attempts in a row (each announced by a 'reconnecting' event); when the
+   * last one fails too, the connection closes for good ('end'). Default Infinity.
+   */
   maxAttempts?: number;
   /**
-   * After this many consecutive failed attempts, queued commands are rejected and new ones
-   * fail at once until the connection is back, so no caller waits forever. Default 10.
+   * When reconnect attempt number `failQueuedAfter` is announced, queued commands are rejected
+   * (ConnectionClosedError, written: false) and new ones fail at once until the connection is
+   * back, so no caller waits for a server that is not there. Default 10.
    */
   failQueuedAfter?: number;
 }
 
 export interface ConnectionOptions {
+  /**
+   * A redis://, rediss:// or unix:// URL; the other options given next to it win over what it
+   * says (e.g. `{ url: 'rediss://host', tls: { ca } }`).
+   */
+  url?: string;
   host?: string;
   port?: number;
   /** Unix socket path (instead of host/port). */
   path?: string;
   /** ACL user name (Redis 6+); with `password`, AUTH username password. */
   username?: string;
-  password?: string;
+  /** Sent with AUTH and never shown: errors, events and util.inspect see "***". */
+  password?: string | Secret;
   /** Database index for SELECT. Default 0. */
   db?: number;
   /** CLIENT SETNAME value. */
   name?: string;
-  /** true, or node:tls options (ca, cert, key, servername...). `rediss://` sets it. */
+  /**
+   * true, or node:tls options (ca, cert, key, servername...). `rediss://` sets it to true, which
+   * keeps the node:tls options given elsewhere (loop defaults or next to `url`).
+   */
   tls?: boolean | TlsOptions;
   /** ms to connect and finish the handshake before the attempt fails. Default 10000. */
   connectTimeout?: number;
@@ -66,7 +103,7 @@ export interface ResolvedOptions {
   port: number;
   path: string | undefined;
   username: string | undefined;
-  password: string | undefined;
+  password: Secret | undefined;
   db: number;
   name: string | undefined;
   tls: TlsOptions | undefined;
@@ -93,7 +130,7 @@ const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000,
 };
 
-const KNOWN = new Set<string>([...Object.keys(DEFAULTS), 'reconnect']);
+const KNOWN = new Set<string>(['url', ...Object.keys(DEFAULTS), 'reconnect']);
 const KNOWN_RECONNECT = new Set(Object.keys(DEFAULT_RECONNECT));
 
 /** Parses `redis://`, `rediss://` and `unix://` URLs into options. Never echoes the password. */
@@ -113,7 +150,11 @@ export function parseRedisUrl(url: string): ConnectionOptions {
     if (u.port) opts.port = Number(u.port);
     const db = u.pathname.replace(/^\//, '');
     if (db !== '') {
-      if (!/^\d+$/.test(db)) throw new ConfigError(`database in URL must be a number, got "${db}"`);
+      if (!/^\d+$/.test(db)) {
+        // Echo the text only when it cannot be part of a mistyped password.
+        const shown = /^[\w.-]{1,32}$/.test(db) ? `, got "${db}"` : '';
+        throw new ConfigError(`database in URL must be a number (redis://host:port/DB)${shown}`);
+      }
       opts.db = Number(db);
     }
     if (u.protocol === 'rediss:') opts.tls = true;
@@ -136,9 +177,12 @@ export function parseRedisUrl(url: string): ConnectionOptions {
   return opts;
 }
 
-/** The URL with any password replaced by "***", for messages. */
+/**
+ * The URL with its credentials replaced by "***", for messages. A URL that does not parse may
+ * hold a password with unescaped "/", ":" or "@", so everything up to the last "@" goes.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^/@]*?:)[^/@]*@/, '$1***@').replace(/(\/\/)([^/:@]+)@/, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^]*@/i, '$1***@');
 }
 
 function check(ok: boolean, what: string): void {
@@ -152,25 +196,44 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
   if (typeof user !== 'string' && (user === null || typeof user !== 'object')) {
     throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : typeof user}`);
   }
-  const given = typeof user === 'string' ? parseRedisUrl(user) : user;
-  for (const source of [loopDefaults, given]) {
+  for (const source of [loopDefaults, user]) {
+    if (typeof source === 'string') continue;
     for (const key of Object.keys(source)) {
       if (!KNOWN.has(key)) throw new ConfigError(`unknown option "${key}" (known: ${[...KNOWN].join(', ')})`);
     }
   }
-  const merged = { ...DEFAULTS, ...stripUndefined(loopDefaults), ...stripUndefined(given) } as Record<string, unknown>;
+  const layers = [loopDefaults, user].flatMap((source): ConnectionOptions[] => {
+    if (typeof source === 'string') return [parseRedisUrl(source)];
+    const { url, ...rest } = source;
+    if (url === undefined) return [rest];
+    check(typeof url === 'string', `url must be a string, got ${typeof url}`);
+    return [parseRedisUrl(url), rest];
+  });
+  const merged = { ...DEFAULTS } as Record<string, unknown>;
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(stripUndefined(layer))) {
+      // tls: true (from rediss://) switches TLS on without dropping options given below it.
+      if (k === 'tls' && v === true && typeof merged.tls === 'object' && merged.tls !== null) continue;
+      merged[k] = v;
+    }
+  }
   const r = merged as unknown as ResolvedOptions;
 
   check(typeof r.host === 'string' && r.host.length > 0, `host must be a non-empty string`);
   check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536, `port must be an integer 1..65535, got ${String(r.port)}`);
   check(r.path === undefined || (typeof r.path === 'string' && r.path.length > 0), 'path must be a non-empty string');
   check(r.username === undefined || typeof r.username === 'string', 'username must be a string');
-  check(r.password === undefined || typeof r.password === 'string', 'password must be a string');
+  const password: unknown = merged.password;
+  check(password === undefined || typeof password === 'string' || password instanceof Secret, 'password must be a string');
+  r.password = typeof password === 'string' ? new Secret(password) : password as Secret | undefined;
   check(r.username === undefined || r.password !== undefined, 'username needs a password (AUTH username password)');
   check(Number.isInteger(r.db) && r.db >= 0, `db must be a non-negative integer, got ${String(r.db)}`);
   check(r.name === undefined || (typeof r.name === 'string' && /^[^\s]+$/.test(r.name)), 'name must be a string without spaces (CLIENT SETNAME)');
-  for (const k of ['connectTimeout', 'commandTimeout', 'maxOfflineQueue', 'maxPending', 'maxBufferedBytes'] as const) {
+  for (const k of ['connectTimeout', 'commandTimeout', 'maxOfflineQueue'] as const) {
     check(isCount(r[k]), `${k} must be a non-negative number, got ${String(r[k])}`);
+  }
+  for (const k of ['maxPending', 'maxBufferedBytes'] as const) {
+    check(isCount(r[k]) && r[k] > 0, `${k} must be a positive number, got ${String(r[k])}`);
   }
   check(r.keepAlive === false || isCount(r.keepAlive), 'keepAlive must be a number of ms or false');
   for (const k of ['resetOnTimeout', 'returnBuffers', 'offlineQueue'] as const) {
@@ -182,7 +245,7 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
   else if (tlsGiven === false || tlsGiven === undefined) r.tls = undefined;
   else check(typeof tlsGiven === 'object' && tlsGiven !== null, 'tls must be true or node:tls connection options');
 
-  const rc = given.reconnect !== undefined ? given.reconnect : loopDefaults.reconnect;
+  const rc = merged.reconnect as ConnectionOptions['reconnect'];
   if (rc === false) {
     r.reconnect = false;
   } else {
@@ -209,4 +272,10 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export function backoffDelay(policy: ResolvedReconnect, attempt: number): number {
   const base = Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** (attempt - 1));
   return Math.round(base * (1 - policy.jitter * Math.random()));
+}
+
+/** A copy of `options` whose password is a Secret, for objects kept around (loop defaults). */
+export function concealSecrets(options: ConnectionOptions): ConnectionOptions {
+  if (options === null || typeof options !== 'object' || typeof options.password !== 'string') return options;
+  return { ...options, password: new Secret(options.password) };
 }
