@@ -229,20 +229,32 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   private queueOffline(encoded: Encoded, sink: ReplySink): void {
-    const refusal = this.offlineRefusal();
+    const refusal = this.offlineRefusal(sink.command);
     if (refusal !== undefined) {
-      sink.rejectReply(refusal === this.fatal ? refusal : new ClientStateError(`${sink.command}: ${refusal.message}`));
+      sink.rejectReply(refusal);
       return;
     }
     this.offline.push({ encoded, sink });
   }
 
-  private offlineRefusal(): Error | undefined {
-    if (this.fatal !== undefined) return this.fatal;
-    if (this.closing) return new Error(`connection to ${this.address} is closing`);
-    if (!this.options.offlineQueue) return new Error(`connection to ${this.address} is not ready (${this._state}) and offlineQueue is off`);
-    if (this.failFast) return new Error(`connection to ${this.address} is down and reconnecting; queued commands fail fast after ${this.reconnectPolicyFailQueued()} failed attempts`);
-    if (this.offline.length >= this.options.maxOfflineQueue) return new Error(`offline queue of ${this.address} is full (maxOfflineQueue ${this.options.maxOfflineQueue})`);
+  /**
+   * Why a command cannot wait for the connection, if it cannot. Not connected (offline queue
+   * off, or failing fast while reconnects fail) is a ConnectionClosedError with written:
+   * false, safe to retry; closed or full is a ClientStateError; a bad password its AuthError.
+   */
+  private offlineRefusal(command: string): Error | undefined {
+    const fatal = this.fatal;
+    if (fatal !== undefined) return fatal instanceof AuthError ? fatal : new ClientStateError(`${command}: ${fatal.message}`);
+    if (this.closing) return new ClientStateError(`${command}: connection to ${this.address} is closing`);
+    if (!this.options.offlineQueue) {
+      return new ConnectionClosedError(`connection to ${this.address} is not ready (${this._state}) and offlineQueue is off`, command, false);
+    }
+    if (this.failFast) {
+      return new ConnectionClosedError(`connection to ${this.address} is down; commands fail fast after ${this.reconnectPolicyFailQueued()} failed attempts until it is back`, command, false);
+    }
+    if (this.offline.length >= this.options.maxOfflineQueue) {
+      return new ClientStateError(`${command}: offline queue of ${this.address} is full (maxOfflineQueue ${this.options.maxOfflineQueue})`);
+    }
     return undefined;
   }
 
@@ -440,11 +452,13 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.attempts = 0;
     this.failFast = false;
     this._state = 'ready';
-    this.owner.emit('ready', this);
+    // Queued commands first: a command sent from a 'ready' listener goes after them.
     while (this.offline.length !== 0) {
       const { encoded, sink } = this.offline.shift()!;
       if (!sink.settled) this.writeLater(encoded, sink);
     }
+    this.owner.emit('ready', this);
+    if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
   }
 
@@ -468,18 +482,41 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.counters.bytesWritten += socket.bytesWritten;
     const reason = this.dropReason ?? new Error('the server closed the connection');
     const wasReady = this._state === 'ready';
+    const wasClosed = this._state === 'closed';
     this.handshakeLeft = 0;
 
-    // Commands still in `out` never reached the socket: they go back to the offline queue
-    // (unanswered ones are dropped: CLIENT REPLY OFF died with the socket).
-    const unwritten: QueuedCommand[] = [];
+    // Decide first, then tell: listeners of the events below may send commands, and those
+    // must see the state that follows (queued for the next socket, or refused), never 'ready'
+    // with a FIFO that the next socket's handshake replies would be handed to.
+    const policy = this.options.reconnect;
+    let end: Error | undefined;
+    if (this.quitSent || this.fatal !== undefined || wasClosed) {
+      end = this.fatal ?? new ClientStateError(`connection to ${this.address} is closed`);
+    } else if (this.closing && !wasReady) {
+      end = new ClientStateError(`connection to ${this.address} was closed before it could send its queued commands`);
+    } else if (policy === false) {
+      end = new ClientStateError(`connection to ${this.address} lost and reconnect is off (${reason.message})`);
+    } else if (++this.attempts > policy.maxAttempts) {
+      end = new ClientStateError(`gave up reconnecting to ${this.address} after ${policy.maxAttempts} attempts (${reason.message})`);
+    }
+    this._state = end !== undefined ? 'closed' : 'reconnecting';
+    if (end !== undefined) this.fatal ??= end;
+
+    // Commands still in `out` never reached the socket: they go back to the offline queue.
+    // Interleaved with unanswered ones (CLIENT REPLY OFF died with the socket) they cannot be
+    // sent alone, so they fail, unwritten.
+    const answeredInOut = this.out.length - this.unansweredInOut;
     if (this.unansweredInOut === 0) {
-      for (let i = this.out.length - 1; i >= 0; i--) unwritten.push({ encoded: this.out[i]!, sink: this.pending.pop()! });
+      for (let i = this.out.length - 1; i >= 0; i--) this.offline.unshift({ encoded: this.out[i]!, sink: this.pending.pop()! });
+    } else {
+      for (let i = 0; i < answeredInOut; i++) {
+        const sink = this.pending.pop()!;
+        if (!sink.settled) sink.rejectReply(new ConnectionClosedError(`connection to ${this.address} lost (${reason.message})`, sink.command, false));
+      }
     }
     this.unansweredInOut = 0;
     this.out = [];
     this.outAllStrings = true;
-    for (const q of unwritten) this.offline.unshift(q);
 
     const pending = this.pending.toArray();
     this.pending.clear();
@@ -495,31 +532,21 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     this.owner.emit('close', this, reason);
 
-    if (this.quitSent || this.fatal !== undefined || this._state === 'closed') {
-      this.finish(this.fatal ?? new ClientStateError(`connection to ${this.address} is closed`));
+    if (end !== undefined) {
+      this.finish(end);
       return;
     }
-    const policy = this.options.reconnect;
-    if (this.closing && !wasReady) {
-      this.finish(new ClientStateError(`connection to ${this.address} was closed before it could send its queued commands`));
-      return;
-    }
-    if (policy === false) {
-      this.finish(new ClientStateError(`connection to ${this.address} lost and reconnect is off (${reason.message})`));
-      return;
-    }
-    this.attempts++;
-    if (this.attempts > policy.maxAttempts) {
-      this.finish(new ClientStateError(`gave up reconnecting to ${this.address} after ${policy.maxAttempts} attempts (${reason.message})`));
-      return;
-    }
+    // A 'close' listener may have called disconnect() or close() (and policy is not false here).
+    if (this._state !== 'reconnecting' || policy === false) return;
     if (this.attempts >= policy.failQueuedAfter && !this.failFast) {
       this.failFast = true;
       this.rejectOffline(new ClientStateError(`could not reconnect to ${this.address} after ${this.attempts} attempts (${reason.message})`));
     }
     const delay = backoffDelay(policy, this.attempts);
-    this._state = 'reconnecting';
     this.owner.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
+    // Nothing else would wake producers waiting for room: the FIFO they waited on is gone.
+    if (this.drainWaiters.length !== 0) this.checkDrain();
+    if (this._state !== 'reconnecting') return; // a listener called disconnect() or close()
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.open();

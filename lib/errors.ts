@@ -24,9 +24,10 @@ export class ReplyError extends RedloopError {
 }
 
 /**
- * The connection went away while the command was queued or in flight. `written` tells
- * whether its bytes had been handed to the socket: if so it may have run on the server,
- * and redloop never re-sends it on its own.
+ * The connection went away while the command was queued or in flight, or was down when it
+ * was sent (offline queue off, or failing fast after failed reconnects). `written` tells
+ * whether its bytes had been handed to the socket: if so it may have run on the server, and
+ * redloop never re-sends it on its own; if not, sending it again is safe.
  */
 export class ConnectionClosedError extends RedloopError {
   override name = 'ConnectionClosedError';
