@@ -347,35 +347,60 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /**
    * Rejects every command whose deadline passed. Deadlines from one timeout setting grow
-   * along the FIFO, so the walk stops at the first live one; timed-out sinks stay in place.
+   * along the FIFO, so each walk stops at the first live one, stepping over commands with no
+   * deadline (sent with a timeout of their own); timed-out sinks stay in the FIFO.
    */
   private sweep(): void {
     this.sweepTimer = undefined;
     const now = Date.now();
-    let expired = 0;
-    while (this.offline.length !== 0) {
-      const head = this.offline.peekFront()!;
-      if (!head.sink.settled && (head.sink.deadline === 0 || head.sink.deadline > now)) break;
-      this.offline.shift();
-      if (!head.sink.settled) {
-        expired++;
-        head.sink.rejectReply(new TimeoutError(`${head.sink.command}: no connection to ${this.address} within the command timeout (never written)`));
-      }
-    }
     let next = 0;
+    // Offline: expired ones are settled (onReady skips them) and leave when at the head.
+    for (let i = 0; i < this.offline.length;) {
+      const { sink } = this.offline.peekAt(i)!;
+      if (!sink.settled) {
+        if (sink.deadline === 0) { i++; continue; }
+        if (sink.deadline > now) { next = sink.deadline; break; }
+        sink.rejectReply(new TimeoutError(`${sink.command}: no connection to ${this.address} within the command timeout (never written)`));
+      }
+      if (i === 0) this.offline.shift();
+      else i++;
+    }
+    let expired = 0;
     for (let i = this.settledPrefix; i < this.pending.length; i++) {
       const sink = this.pending.peekAt(i)!;
       if (sink.settled || sink.deadline === 0) { if (i === this.settledPrefix) this.settledPrefix++; continue; }
-      if (sink.deadline > now) { next = sink.deadline; break; }
+      if (sink.deadline > now) {
+        if (next === 0 || sink.deadline < next) next = sink.deadline;
+        break;
+      }
       expired++;
       sink.rejectReply(new TimeoutError(`${sink.command}: no reply from ${this.address} within the command timeout; its reply will be read and dropped`));
       if (i === this.settledPrefix) this.settledPrefix++;
     }
-    if (next === 0 && this.offline.length !== 0) next = this.offline.peekFront()!.sink.deadline;
     if (next !== 0) this.armSweep(next);
+    // Only a written command can leave the socket out of step; one that timed out in the
+    // offline queue says nothing about a connection that is still being made.
     if (expired !== 0 && this.options.resetOnTimeout && this.socket !== undefined) {
       this.drop(new TimeoutError(`reset after ${expired} command(s) timed out (resetOnTimeout)`));
     }
+    if (this.drainWaiters.length !== 0) this.checkDrain();
+    if (this.closing) this.maybeQuit();
+  }
+
+  /**
+   * Called when a command sent with its own timeout (loop.send(..., { timeout })) timed out:
+   * with resetOnTimeout a written one resets the connection, as commandTimeout does.
+   */
+  commandTimedOut(sink: ReplySink): void {
+    if (this.options.resetOnTimeout && this.socket !== undefined) {
+      for (let i = 0; i < this.pending.length; i++) {
+        if (this.pending.peekAt(i) === sink) {
+          this.drop(new TimeoutError(`reset after ${sink.command} timed out (resetOnTimeout)`));
+          return;
+        }
+      }
+    }
+    if (this.closing) this.maybeQuit();
   }
 
   // ---------------------------------------------------------------- socket lifecycle
@@ -637,8 +662,12 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   private maybeQuit(): void {
-    if (this.quitSent || this._state !== 'ready') return;
-    if (this.pending.length !== 0 || this.offline.length !== 0) return;
+    if (this.quitSent || this._state !== 'ready' || this.offline.length !== 0) return;
+    // Commands that timed out are not waited for (their server may never answer): QUIT goes
+    // behind them and their late replies are read and dropped as usual.
+    const last = this.pending.peekBack();
+    if (last !== undefined && !last.settled) return;
+    for (let i = 0; i < this.pending.length; i++) if (!this.pending.peekAt(i)!.settled) return;
     this.quitSent = true;
     const socket = this.socket!;
     // A server that never answers QUIT must not hold close() forever.

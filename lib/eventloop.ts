@@ -107,7 +107,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
       return future;
     }
     if (options !== undefined) {
-      const err = this.applyOptions(future, options);
+      const err = this.applyOptions(target, future, options);
       if (err !== undefined) {
         future.rejectReply(err);
         return future;
@@ -129,7 +129,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     return undefined;
   }
 
-  private applyOptions(future: Future<unknown>, options: CommandOptions): Error | undefined {
+  private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
       if (key !== 'timeout' && key !== 'returnBuffers') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers)`);
     }
@@ -141,6 +141,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     }
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
+      target.commandTimedOut?.(future); // resetOnTimeout applies to per-command timeouts too
     }, timeout);
     return undefined;
   }

@@ -20,4 +20,9 @@ export interface CommandTarget {
   submit(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void;
   /** Resolves once the target can take more commands without growing memory. */
   waitForRoom(): Promise<void>;
+  /**
+   * Told when a command sent with its own `timeout` timed out (its sink is already rejected),
+   * so a connection with resetOnTimeout can reset; routing layers may pass it on.
+   */
+  commandTimedOut?(sink: ReplySink): void;
 }
