@@ -147,9 +147,19 @@ export class Connection implements ReplyHandler, CommandTarget {
     return this.pending.length;
   }
 
-  /** Bytes queued in this tick plus bytes the socket has buffered. */
+  /**
+   * Bytes queued in this tick plus bytes the socket has buffered. This tick's commands are
+   * counted here (in UTF-16 units for strings, close to bytes for ASCII), not on the hot path.
+   */
   get bufferedBytes(): number {
-    return this.socket?.writableLength ?? 0;
+    let bytes = this.socket?.writableLength ?? 0;
+    const out = this.out;
+    for (let i = 0; i < out.length; i++) {
+      const cmd = out[i]!;
+      if (typeof cmd === 'string') bytes += cmd.length;
+      else for (const piece of cmd) bytes += piece.length;
+    }
+    return bytes;
   }
 
   get stats(): ConnectionStats {
@@ -293,6 +303,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (text !== '') socket.write(text);
       socket.uncork();
     }
+    if (this.drainWaiters.length !== 0) this.listenForDrain();
   }
 
   // ---------------------------------------------------------------- replies
