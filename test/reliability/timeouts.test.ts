@@ -60,6 +60,17 @@ describe('reliability: timeouts', function () {
       }
     });
 
+    it('close() is not held by commands that timed out on a paused server', async () => {
+      const loop = new EventLoop();
+      const conn = loop.connect({ port: server.port, commandTimeout: 100 });
+      await loop.sendCommand(conn, 'PING');
+      server.kill('SIGSTOP');
+      const stalled = loop.sendCommand(conn, 'ECHO', 'stalled');
+      expect(errorOf(await within(outcome(stalled), 2000, 'the timeout'))).to.be.instanceOf(TimeoutError);
+      await within(loop.close(), 5000, 'close() with a paused server');
+      expect(conn.state).to.equal('closed');
+    });
+
     it('honours the loop-wide commandTimeout and a shorter per-command timeout, in any order', async () => {
       const loop = new EventLoop({ commandTimeout: 600 });
       try {
@@ -136,6 +147,16 @@ describe('reliability: timeouts', function () {
       } finally {
         await loop.close();
       }
+    });
+
+    it('close() does not wait forever for a command that timed out (a BLPOP 0 nobody will answer)', async () => {
+      const loop = new EventLoop();
+      const conn = loop.connect(server.url);
+      await loop.sendCommand(conn, 'PING');
+      const blpop = loop.send(conn, ['BLPOP', 'never-filled', 0], { timeout: 50 });
+      expect(errorOf(await within(outcome(blpop), 2000, 'the BLPOP timeout'))).to.be.instanceOf(TimeoutError);
+      await within(loop.close(), 5000, 'close() after a timed-out BLPOP');
+      expect(conn.state).to.equal('closed');
     });
 
     it('a command timing out in the offline queue does not reset a connection that is still connecting', async () => {
