@@ -76,6 +76,15 @@ class CallbackSink implements ReplySink {
   }
 }
 
+/**
+ * Handshake errors that say "not now" rather than "never": the server is loading its data,
+ * busy with a script, has no master, or has no room for another client.
+ */
+function isTransient(err: ReplyError): boolean {
+  return err.code === 'LOADING' || err.code === 'BUSY' || err.code === 'MASTERDOWN' || err.code === 'TRYAGAIN'
+    || err.code === 'CLUSTERDOWN' || /max(imum)? number of clients reached/i.test(err.message);
+}
+
 let nextId = 1;
 
 export class Connection implements ReplyHandler, CommandTarget {
@@ -469,11 +478,18 @@ export class Connection implements ReplyHandler, CommandTarget {
   private onHandshakeReply(step: string, err: Error | null): void {
     // Socket lost mid-handshake: the close path retries. Failed already: the replies to the
     // steps after AUTH (NOAUTH) arrive in the same chunk and must not fail it again.
-    if (this._state !== 'handshake' || this.fatal !== undefined) return;
+    if (this._state !== 'handshake' || this.fatal !== undefined || this.dropReason !== undefined) return;
     if (err instanceof ReplyError) {
       this.handshakeLeft = 0;
       // The server's text never contains the password; ours must not either.
       const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${this.options.db}` : 'CLIENT SETNAME';
+      if (isTransient(err)) {
+        // Starting up, busy or full: a later attempt can succeed, so this one just fails.
+        const retry = new ReplyError(`${what} on ${this.address} failed for now, will retry: ${err.message}`, err.command);
+        this.owner.emit('error', retry, this);
+        this.drop(retry);
+        return;
+      }
       this.fail(new AuthError(`${what} failed on ${this.address}: ${err.message}`));
       return;
     }

@@ -1,12 +1,15 @@
 // Reconnects: a server killed, a client killed from another connection, a server that stays
 // down. In-flight commands reject with ConnectionClosedError (written: true) and are never
 // sent again; unwritten ones wait in the offline queue and go out after the handshake.
+import net from 'node:net';
+import { once } from 'node:events';
 import { expect } from 'chai';
 import {
-  ClientStateError, ConnectionClosedError, EventLoop, type Future, type ReconnectingInfo,
+  AuthError, ClientStateError, ConnectionClosedError, EventLoop, type Future, type ReconnectingInfo,
 } from '../../lib/index.js';
 import { backoffDelay, DEFAULT_RECONNECT } from '../../lib/options.js';
 import { rawCommand, rawCommands, startRedis, startShards, type RedisServer } from '../support/index.js';
+import { startFakeServer } from '../support/fake-server.js';
 import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from './helpers.js';
 
 const FAST_RECONNECT = { initialDelay: 10, maxDelay: 100, jitter: 0.5 };
@@ -215,6 +218,51 @@ describe('reliability: reconnect', function () {
       } finally {
         await loop.close();
         await server.stop();
+      }
+    });
+  });
+
+  describe('the handshake meets a server that is not ready', () => {
+    it('a full server (maxclients) is retried, not taken for a bad password', async () => {
+      const server = await startRedis({ args: ['--maxclients', '1'] });
+      const hog = net.connect(server.port, '127.0.0.1'); // takes the only client slot
+      hog.on('error', () => { /* closed below */ });
+      hog.write('PING\r\n');
+      await within(once(hog, 'data'), 5000, 'the hog to be served');
+      const loop = new EventLoop({ reconnect: { initialDelay: 10, maxDelay: 50 } });
+      try {
+        const conn = loop.connect({ port: server.port, name: 'patient' });
+        const queued = loop.sendCommand(conn, 'CLIENT', 'GETNAME');
+        const [err] = await nextEvent(loop, 'error', (e, c) => c === conn);
+        expect(err).not.to.be.instanceOf(AuthError);
+        expect(err.message).to.match(/CLIENT SETNAME on .* failed for now, will retry: ERR max number of clients reached/);
+        await nextEvent(loop, 'reconnecting', (info, c) => c === conn);
+        hog.destroy();
+        expect(await within(queued, 5000, 'the queued command')).to.equal('patient');
+      } finally {
+        hog.destroy();
+        await loop.close();
+        await server.stop();
+      }
+    });
+
+    it('LOADING in answer to AUTH is retried (fake server: a real one loads too fast to catch)', async () => {
+      const fake = await startFakeServer({
+        onCommand: (cmd, client) => (cmd[0] === 'AUTH' && client.index === 1 ? '-LOADING Redis is loading the dataset in memory\r\n' : undefined),
+      });
+      const loop = new EventLoop({ reconnect: { initialDelay: 5, maxDelay: 20 } });
+      const events = recordEvents(loop);
+      try {
+        const conn = loop.connect({ port: fake.port, password: 'pw', db: 1 });
+        expect(await within(loop.sendCommand(conn, 'ECHO', 'after loading'), 5000, 'the queued command')).to.equal('after loading');
+        const errors = events.filter(([name]) => name === 'error');
+        expect(errors).to.have.length(1); // one for the attempt, not one per handshake step
+        expect((errors[0]![1] as Error).message).to.match(/authentication on .* failed for now, will retry: LOADING/);
+        expect(fake.connectionCount).to.equal(2);
+        expect(fake.clients[1]!.commands.map((c) => c[0])).to.deep.equal(['AUTH', 'SELECT', 'ECHO']);
+      } finally {
+        loop.disconnect();
+        await fake.close();
       }
     });
   });
