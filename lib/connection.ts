@@ -441,7 +441,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (o.keepAlive !== false) socket.setKeepAlive(true, o.keepAlive);
     if (o.connectTimeout > 0) {
       this.connectTimer = setTimeout(() => {
-        this.owner.emit('error', new TimeoutError(`could not connect to ${this.address} within ${o.connectTimeout}ms (connectTimeout)`), this);
+        this.emit('error', new TimeoutError(`could not connect to ${this.address} within ${o.connectTimeout}ms (connectTimeout)`), this);
         this.drop(new TimeoutError(`connect to ${this.address} timed out`));
       }, o.connectTimeout);
     }
@@ -452,7 +452,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   private onConnect(): void {
-    this.owner.emit('connect', this);
+    this.emit('connect', this);
     this._state = 'handshake';
     const o = this.options;
     const steps: string[][] = [];
@@ -486,7 +486,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (isTransient(err)) {
         // Starting up, busy or full: a later attempt can succeed, so this one just fails.
         const retry = new ReplyError(`${what} on ${this.address} failed for now, will retry: ${err.message}`, err.command);
-        this.owner.emit('error', retry, this);
+        this.emit('error', retry, this);
         this.drop(retry);
         return;
       }
@@ -509,14 +509,14 @@ export class Connection implements ReplyHandler, CommandTarget {
       const { encoded, sink } = this.offline.shift()!;
       if (!sink.settled) this.writeLater(encoded, sink);
     }
-    this.owner.emit('ready', this);
+    this.emit('ready', this);
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
   }
 
   private onSocketError(err: Error): void {
     if (this.dropReason === undefined) this.dropReason = err;
-    this.owner.emit('error', err, this);
+    this.emit('error', err, this);
   }
 
   /** Destroys the socket; onSocketClose does the bookkeeping. */
@@ -582,7 +582,7 @@ export class Connection implements ReplyHandler, CommandTarget {
         ? new ProtocolError(`${sink.command}: ${reason.message}`)
         : new ConnectionClosedError(`connection to ${this.address} lost (${reason.message})`, sink.command, true));
     }
-    this.owner.emit('close', this, reason);
+    this.emit('close', this, reason);
 
     if (end !== undefined) {
       this.finish(end);
@@ -595,7 +595,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       this.rejectOffline(new ClientStateError(`could not reconnect to ${this.address} after ${this.attempts} attempts (${reason.message})`));
     }
     const delay = backoffDelay(policy, this.attempts);
-    this.owner.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
+    this.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
     // Nothing else would wake producers waiting for room: the FIFO they waited on is gone.
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this._state !== 'reconnecting') return; // a listener called disconnect() or close()
@@ -615,7 +615,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   /** Closes for good after a failure that retrying cannot fix (bad password). */
   private fail(err: Error): void {
     this.fatal = err;
-    this.owner.emit('error', err, this);
+    this.emit('error', err, this);
     this.drop(err);
   }
 
@@ -631,8 +631,21 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (!sink.settled) sink.rejectReply(err instanceof AuthError ? err : new ConnectionClosedError(err.message, sink.command, false));
     }
     for (const w of this.drainWaiters.splice(0)) w.reject(err);
-    this.owner.emit('end', this);
+    this.emit('end', this);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Tells the loop's listeners. A listener that throws must not leave this connection half
+   * way through a state change (no reconnect scheduled, futures never settled): its error is
+   * thrown again on a later microtask, where it surfaces as an uncaught exception.
+   */
+  private emit(event: string, ...args: unknown[]): void {
+    try {
+      this.owner.emit(event, ...args);
+    } catch (err) {
+      queueMicrotask(() => { throw err; });
+    }
   }
 
   // ---------------------------------------------------------------- backpressure

@@ -132,6 +132,28 @@ describe('reliability: reconnect', function () {
       }
     });
 
+    it('a throwing event listener does not stop the reconnect; its error is rethrown as uncaught', async () => {
+      const loop = new EventLoop({ reconnect: FAST_RECONNECT });
+      const mochaHandlers = process.listeners('uncaughtException');
+      const uncaught: Error[] = [];
+      process.removeAllListeners('uncaughtException');
+      process.on('uncaughtException', (err) => uncaught.push(err));
+      try {
+        const conn = loop.connect(server.url);
+        const id = await loop.sendCommand<number>(conn, 'CLIENT', 'ID');
+        loop.once('close', () => { throw new Error('a bug in a close listener'); });
+        const ready = nextEvent(loop, 'ready', (c) => c === conn && conn.stats.reconnects === 1);
+        await rawCommand(server.endpoint, 'CLIENT', 'KILL', 'ID', String(id));
+        await ready;
+        expect(await loop.sendCommand(conn, 'ECHO', 'still here')).to.equal('still here');
+        expect(uncaught.map((e) => e.message)).to.deep.equal(['a bug in a close listener']);
+      } finally {
+        process.removeAllListeners('uncaughtException');
+        for (const handler of mochaHandlers) process.on('uncaughtException', handler);
+        await loop.close();
+      }
+    });
+
     it('with reconnect off: in-flight commands reject, the connection ends, later commands reject at once', async () => {
       const loop = new EventLoop();
       try {
