@@ -32,7 +32,9 @@ export function renderSvg(results: readonly WorkloadResult[], subtitle: string):
   let y = 50;
   for (const w of results) {
     parts.push(`<text x="10" y="${y + 16}" class="title">${esc(w.title)}</text>`);
-    parts.push(`<text x="10" y="${y + 31}" class="sub">${esc(`${w.count.toLocaleString('en-US')} ${w.countLabel} per run · median of ${w.reps} runs, whiskers min-max · ${w.description}`)}</text>`);
+    let sub = `${w.count.toLocaleString('en-US')} ${w.countLabel} per run · median of ${w.reps} runs, whiskers min-max · ${w.description}`;
+    if (sub.length > 160) sub = `${sub.slice(0, 159)}…`;
+    parts.push(`<text x="10" y="${y + 31}" class="sub">${esc(sub)}</text>`);
     y += TITLE_H + 16;
     const scale = Math.max(1, ...w.contestants.map((c) => (Number.isFinite(c.max) ? c.max : 0)));
     for (const c of w.contestants) {
