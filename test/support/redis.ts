@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { rawCommand, rawCommands, type RespArg } from './resp.js';
-import { tlsMaterial } from './tls-certs.js';
+import { removeTlsMaterial, tlsMaterial } from './tls-certs.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -329,6 +329,7 @@ process.on('exit', killAllNowSync);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   const onSignal = () => {
     killAllNowSync();
+    removeTlsMaterial();
     if (process.listenerCount(signal) === 1) {
       process.off(signal, onSignal);
       process.kill(process.pid, signal);
