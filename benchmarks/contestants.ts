@@ -14,7 +14,7 @@ export function naiveCount(count: number): number {
 type Open = (ctx: RunContext) => Promise<Session>;
 
 const META = {
-  redloop: { label: 'redloop sendCommand (futures)', kind: 'redloop' },
+  redloop: { label: 'redloop sendCommand + Future.all', kind: 'redloop' },
   'redloop-naive': { label: 'redloop, await each in turn', kind: 'naive' },
   ioredis: { label: 'ioredis (defaults)', kind: 'peer' },
   'ioredis-auto': { label: 'ioredis enableAutoPipelining', kind: 'peer' },

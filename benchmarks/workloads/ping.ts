@@ -1,5 +1,6 @@
 // PING two ways: the Pypredis test.py shape (everything sent round-robin over the shards,
 // every future awaited at the end) and windows of awaited futures on one connection.
+import { Future } from '../../lib/index.js';
 import type { Redis } from 'ioredis';
 import { openIoredis, openNodeRedis, openRedloop } from '../clients.js';
 import { atLeast, contestant } from '../contestants.js';
@@ -32,7 +33,7 @@ export const pingPypredis: Workload = {
           const shards = conns.length;
           const futures = new Array(n);
           for (let i = 0; i < n; i++) futures[i] = loop.sendCommand(conns[i % shards]!, 'PING');
-          expectEvery(await Promise.all(futures), 'PONG', 'PING');
+          expectEvery(await Future.all(futures), 'PONG', 'PING');
           return { ops: n };
         },
       };
@@ -134,7 +135,7 @@ export const pingWindows: Workload = {
             const k = Math.min(w, n - start);
             const futures = new Array(k);
             for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
-            expectEvery(await Promise.all(futures), 'PONG', 'PING');
+            expectEvery(await Future.all(futures), 'PONG', 'PING');
           }
           return { ops: n };
         },

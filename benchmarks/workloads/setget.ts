@@ -1,6 +1,7 @@
 // SET then GET of small keys on one connection, in windows of 1000 awaited futures: every
 // window of SETs is followed by GETs of the same keys, and each value carries the run's
 // nonce, so a GET can only pass if this run's SET happened.
+import { Future } from '../../lib/index.js';
 import { openIoredis, openNodeRedis, openRedloop } from '../clients.js';
 import { atLeast, contestant } from '../contestants.js';
 import { encodeAscii, RawPipe } from '../raw.js';
@@ -50,10 +51,10 @@ export const setget: Workload = {
             const k = Math.min(w, n - start);
             const sets = new Array(k);
             for (let i = 0; i < k; i++) sets[i] = loop.sendCommand(conn, 'SET', setgetKey(start + i), setgetValue(nonce, start + i));
-            expectEvery(await Promise.all(sets), 'OK', 'SET');
+            expectEvery(await Future.all(sets), 'OK', 'SET');
             const gets = new Array(k);
             for (let i = 0; i < k; i++) gets[i] = loop.sendCommand(conn, 'GET', setgetKey(start + i));
-            const values = await Promise.all(gets);
+            const values = await Future.all(gets);
             for (let i = 0; i < k; i++) if (values[i] !== setgetValue(nonce, start + i)) fail('GET', start + i, values[i], setgetValue(nonce, start + i));
           }
           return { ops: n * OPS_PER_KEY };

@@ -1,5 +1,6 @@
 // SUNION of two 1000-member sets on every shard, replies of 1500 members: a workload where
 // reply parsing, not round trips, is the cost.
+import { Future } from '../../lib/index.js';
 import { openIoredis, openNodeRedis, openRedloop } from '../clients.js';
 import { atLeast, contestant } from '../contestants.js';
 import { encodeRepeated, RawPipe } from '../raw.js';
@@ -52,7 +53,7 @@ export const sunion: Workload = {
           const n = ctx.count;
           const futures = new Array(n);
           for (let i = 0; i < n; i++) futures[i] = loop.sendCommand(conns[i % conns.length]!, 'SUNION', 'set1', 'set2');
-          checkAll(await Promise.all(futures));
+          checkAll(await Future.all(futures));
           return { ops: n };
         },
       };
