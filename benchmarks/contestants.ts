@@ -54,3 +54,8 @@ export function atLeast(min: number): (count: number) => number {
 export function sessionOf(run: Session['run'], close: Session['close'] = async () => {}): Session {
   return { run, close };
 }
+
+/** Runs `body` once per window of `ctx.window` ops (the last one may be shorter), in turn. */
+export async function inWindows(ctx: RunContext, body: (start: number, size: number) => Promise<void>): Promise<void> {
+  for (let start = 0; start < ctx.count; start += ctx.window) await body(start, Math.min(ctx.window, ctx.count - start));
+}

@@ -3,7 +3,7 @@
 import { Future } from '../../lib/index.js';
 import type { Redis } from 'ioredis';
 import { openIoredis, openNodeRedis, openRedloop } from '../clients.js';
-import { atLeast, contestant } from '../contestants.js';
+import { atLeast, contestant, inWindows } from '../contestants.js';
 import { encodeRepeated, RawPipe } from '../raw.js';
 import { runOnShards, runRedisBenchmark, splitEvenly } from '../redis-benchmark.js';
 import type { Workload } from '../types.js';
@@ -130,14 +130,12 @@ export const pingWindows: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          await inWindows(ctx, async (start, k) => {
             const futures = new Array(k);
             for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
             expectEvery(await Future.all(futures), 'PONG', 'PING');
-          }
-          return { ops: n };
+          });
+          return { ops: ctx.count };
         },
       };
     }),
@@ -158,14 +156,12 @@ export const pingWindows: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          await inWindows(ctx, async (start, k) => {
             const futures = new Array<Promise<string>>(k);
             for (let i = 0; i < k; i++) futures[i] = client.ping();
             expectEvery(await Promise.all(futures), 'PONG', 'PING');
-          }
-          return { ops: n };
+          });
+          return { ops: ctx.count };
         },
       };
     }),
@@ -175,14 +171,12 @@ export const pingWindows: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          await inWindows(ctx, async (start, k) => {
             const pipe = client.pipeline();
             for (let i = 0; i < k; i++) pipe.ping();
             checkPipelineResults(await pipe.exec(), 'PONG', 'PING');
-          }
-          return { ops: n };
+          });
+          return { ops: ctx.count };
         },
       };
     }),
@@ -192,14 +186,12 @@ export const pingWindows: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          await inWindows(ctx, async (start, k) => {
             const futures = new Array<Promise<string>>(k);
             for (let i = 0; i < k; i++) futures[i] = client.ping();
             expectEvery(await Promise.all(futures), 'PONG', 'PING');
-          }
-          return { ops: n };
+          });
+          return { ops: ctx.count };
         },
       };
     }),
@@ -209,12 +201,10 @@ export const pingWindows: Workload = {
       return {
         close: () => pipe.close(),
         run: async () => {
-          const { count: n, window: w } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
-            await pipe.exchange(k === w ? full : encodeRepeated(PING, k), k, checkPong);
-          }
-          return { ops: n };
+          await inWindows(ctx, async (start, k) => {
+            await pipe.exchange(k === ctx.window ? full : encodeRepeated(PING, k), k, checkPong);
+          });
+          return { ops: ctx.count };
         },
       };
     }),

@@ -3,7 +3,7 @@
 // nonce, so a GET can only pass if this run's SET happened.
 import { Future } from '../../lib/index.js';
 import { openIoredis, openNodeRedis, openRedloop } from '../clients.js';
-import { atLeast, contestant } from '../contestants.js';
+import { atLeast, contestant, inWindows } from '../contestants.js';
 import { encodeAscii, RawPipe } from '../raw.js';
 import { runRedisBenchmark } from '../redis-benchmark.js';
 import { unlinkKeys } from '../servers.js';
@@ -46,9 +46,8 @@ export const setget: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w, nonce } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          const { nonce } = ctx;
+          await inWindows(ctx, async (start, k) => {
             const sets = new Array(k);
             for (let i = 0; i < k; i++) sets[i] = loop.sendCommand(conn, 'SET', setgetKey(start + i), setgetValue(nonce, start + i));
             expectEvery(await Future.all(sets), 'OK', 'SET');
@@ -56,8 +55,8 @@ export const setget: Workload = {
             for (let i = 0; i < k; i++) gets[i] = loop.sendCommand(conn, 'GET', setgetKey(start + i));
             const values = await Future.all(gets);
             for (let i = 0; i < k; i++) if (values[i] !== setgetValue(nonce, start + i)) fail('GET', start + i, values[i], setgetValue(nonce, start + i));
-          }
-          return { ops: n * OPS_PER_KEY };
+          });
+          return { ops: ctx.count * OPS_PER_KEY };
         },
       };
     }),
@@ -67,9 +66,8 @@ export const setget: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w, nonce } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          const { nonce } = ctx;
+          await inWindows(ctx, async (start, k) => {
             for (let i = start; i < start + k; i++) {
               const ok = await loop.sendCommand(conn, 'SET', setgetKey(i), setgetValue(nonce, i));
               if (ok !== 'OK') fail('SET', i, ok, 'OK');
@@ -78,8 +76,8 @@ export const setget: Workload = {
               const value = await loop.sendCommand(conn, 'GET', setgetKey(i));
               if (value !== setgetValue(nonce, i)) fail('GET', i, value, setgetValue(nonce, i));
             }
-          }
-          return { ops: n * OPS_PER_KEY };
+          });
+          return { ops: ctx.count * OPS_PER_KEY };
         },
       };
     }),
@@ -89,9 +87,8 @@ export const setget: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w, nonce } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          const { nonce } = ctx;
+          await inWindows(ctx, async (start, k) => {
             const sets = new Array<Promise<unknown>>(k);
             for (let i = 0; i < k; i++) sets[i] = client.set(setgetKey(start + i), setgetValue(nonce, start + i));
             expectEvery(await Promise.all(sets), 'OK', 'SET');
@@ -99,8 +96,8 @@ export const setget: Workload = {
             for (let i = 0; i < k; i++) gets[i] = client.get(setgetKey(start + i));
             const values = await Promise.all(gets);
             for (let i = 0; i < k; i++) if (values[i] !== setgetValue(nonce, start + i)) fail('GET', start + i, values[i], setgetValue(nonce, start + i));
-          }
-          return { ops: n * OPS_PER_KEY };
+          });
+          return { ops: ctx.count * OPS_PER_KEY };
         },
       };
     }),
@@ -110,9 +107,8 @@ export const setget: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w, nonce } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          const { nonce } = ctx;
+          await inWindows(ctx, async (start, k) => {
             const sets = client.pipeline();
             for (let i = 0; i < k; i++) sets.set(setgetKey(start + i), setgetValue(nonce, start + i));
             checkPipelineResults(await sets.exec(), 'OK', 'SET');
@@ -121,8 +117,8 @@ export const setget: Workload = {
             checkPipelineResults(await gets.exec(), (value, i) => {
               if (value !== setgetValue(nonce, start + i)) fail('GET', start + i, value, setgetValue(nonce, start + i));
             }, 'GET');
-          }
-          return { ops: n * OPS_PER_KEY };
+          });
+          return { ops: ctx.count * OPS_PER_KEY };
         },
       };
     }),
@@ -132,9 +128,8 @@ export const setget: Workload = {
       return {
         close,
         run: async () => {
-          const { count: n, window: w, nonce } = ctx;
-          for (let start = 0; start < n; start += w) {
-            const k = Math.min(w, n - start);
+          const { nonce } = ctx;
+          await inWindows(ctx, async (start, k) => {
             const sets = new Array<Promise<unknown>>(k);
             for (let i = 0; i < k; i++) sets[i] = client.set(setgetKey(start + i), setgetValue(nonce, start + i));
             expectEvery(await Promise.all(sets), 'OK', 'SET');
@@ -142,8 +137,8 @@ export const setget: Workload = {
             for (let i = 0; i < k; i++) gets[i] = client.get(setgetKey(start + i));
             const values = await Promise.all(gets);
             for (let i = 0; i < k; i++) if (values[i] !== setgetValue(nonce, start + i)) fail('GET', start + i, values[i], setgetValue(nonce, start + i));
-          }
-          return { ops: n * OPS_PER_KEY };
+          });
+          return { ops: ctx.count * OPS_PER_KEY };
         },
       };
     }),
