@@ -126,8 +126,10 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
   static all<T>(futures: readonly Future<T>[]): Promise<T[]> {
     const group = new FutureGroup<T>(futures);
     for (const f of futures) {
-      if (f.state !== PENDING) group.settled(f);
-      else if (f.waiter === undefined) f.waiter = group;
+      if (f.state !== PENDING) {
+        f.waiter ??= group; // observed: a failure it already had is not reported as unobserved
+        group.settled(f);
+      } else if (f.waiter === undefined) f.waiter = group;
       else f.promise().then(() => group.settled(f), () => group.settled(f)); // in two groups at once
     }
     return group.deferred.promise;

@@ -217,6 +217,21 @@ describe('core: EventLoop over two shards', function () {
     expect(reported).to.equal(0);
   });
 
+  it('does not report a future that had already failed when Future.all took it', async () => {
+    let reported = 0;
+    loop.on('unobservedError', () => reported++);
+    await loop.sendCommand(a, 'SET', 'str5', 'x');
+    const incr = loop.sendCommand(a, 'INCR', 'str5');
+    await loop.sendCommand(a, 'PING'); // the INCR's error reply has been read by now
+    expect(incr.settled).to.equal(true);
+    const badArg = loop.sendCommand(a, 'SET', 'k', undefined as never); // rejected at once
+    const errs = await Promise.all([Future.all([badArg]), Future.all([incr])].map((p) => p.then(() => null, (e: Error) => e)));
+    expect(errs.map((e) => e?.name)).to.deep.equal(['TypeError', 'ReplyError']);
+    await new Promise((r) => setImmediate(r));
+    expect(reported).to.equal(0);
+    expect(loop.unobservedErrors).to.equal(0);
+  });
+
   it('rejects bad arguments with a TypeError naming the position, and writes nothing for them', async () => {
     await loop.sendCommand(a, 'PING');
     const sent = a.stats.commandsSent;
