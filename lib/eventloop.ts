@@ -8,7 +8,7 @@ import { Connection } from './connection.js';
 import { Future } from './future.js';
 import type { CommandTarget } from './target.js';
 import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
-import { concealSecrets, resolveOptions, type ConnectionOptions } from './options.js';
+import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from './options.js';
 import { ClientStateError, TimeoutError } from './errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
 
@@ -139,6 +139,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);
     }
+    if (timeout > MAX_TIMER_MS) return new TypeError(`timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
       target.commandTimedOut?.(future); // resetOnTimeout applies to per-command timeouts too

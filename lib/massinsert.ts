@@ -22,6 +22,7 @@ import type { ReplySink } from './future.js';
 import type { CommandTarget } from './target.js';
 import { encodeCommand, encodedLength, type Arg, type Encoded } from './protocol/encoder.js';
 import { RespRequestFramer } from './protocol/requestframer.js';
+import { MAX_TIMER_MS } from './options.js';
 import { ClientStateError, RedloopError, ReplyError, TimeoutError } from './errors.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
@@ -630,7 +631,7 @@ function checkOptions(options: MassInsertOptions): Error | undefined {
   if (maxErrors !== undefined && !count(maxErrors)) return new TypeError(`massInsert: maxErrors must be a non-negative integer, got ${String(maxErrors)}`);
   if (maxInFlight !== undefined && !(count(maxInFlight) && maxInFlight >= 2)) return new TypeError(`massInsert: maxInFlight must be an integer >= 2, got ${String(maxInFlight)}`);
   if (progressInterval !== undefined && !(typeof progressInterval === 'number' && progressInterval >= 0)) return new TypeError('massInsert: progressInterval must be a non-negative number of ms');
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && Number.isFinite(timeout))) return new TypeError('massInsert: timeout must be a non-negative number of ms');
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMER_MS)) return new TypeError(`massInsert: timeout must be a non-negative number of ms, at most ${MAX_TIMER_MS}`);
   return undefined;
 }
 

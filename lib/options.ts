@@ -191,6 +191,9 @@ function check(ok: boolean, what: string): void {
 
 const isCount = (v: unknown) => typeof v === 'number' && (Number.isInteger(v) || v === Infinity) && v >= 0;
 
+/** The longest delay setTimeout() honours; it runs a longer one after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Merges user options over loop defaults over built-in defaults, and validates the result. */
 export function resolveOptions(user: string | ConnectionOptions, loopDefaults: ConnectionOptions = {}): ResolvedOptions {
   if (typeof user !== 'string' && (user === null || typeof user !== 'object')) {
@@ -232,6 +235,9 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
   for (const k of ['connectTimeout', 'commandTimeout', 'maxOfflineQueue'] as const) {
     check(isCount(r[k]), `${k} must be a non-negative number, got ${String(r[k])}`);
   }
+  for (const k of ['connectTimeout', 'commandTimeout'] as const) {
+    check(r[k] <= MAX_TIMER_MS, `${k} must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${String(r[k])}`);
+  }
   for (const k of ['maxPending', 'maxBufferedBytes'] as const) {
     check(isCount(r[k]) && r[k] > 0, `${k} must be a positive number, got ${String(r[k])}`);
   }
@@ -257,6 +263,9 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
     for (const [k, v] of Object.entries(merged)) check(typeof v === 'number' && v >= 0, `reconnect.${k} must be a non-negative number`);
     check(merged.jitter >= 0 && merged.jitter <= 1, 'reconnect.jitter must be between 0 and 1');
     check(merged.factor >= 1, 'reconnect.factor must be at least 1');
+    for (const k of ['initialDelay', 'maxDelay'] as const) {
+      check(merged[k] <= MAX_TIMER_MS, `reconnect.${k} must be at most ${MAX_TIMER_MS} ms, got ${String(merged[k])}`);
+    }
     r.reconnect = merged;
   }
   return r as ResolvedOptions;

@@ -203,6 +203,9 @@ describe('redloop pipe (CLI)', function () {
     const usage = await runCli(['pipe', '--format', 'csv'], 'none');
     expect(usage.code).to.equal(2);
     expect(usage.stderr).to.match(/--format must be resp or text/);
+    const tooLong = await runCli(['pipe', '--timeout', '3000000'], 'none'); // more ms than a timer holds
+    expect(tooLong.code).to.equal(2);
+    expect(tooLong.stderr).to.match(/--timeout must be a number of seconds, at most 2147483/);
     const help = await runCli(['pipe', '--help'], 'none');
     expect(help.code).to.equal(0);
     expect(help.stdout).to.match(/^usage: redloop pipe/);

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { EventLoop } from '../eventloop.js';
 import { MassInsertError, type MassInsertProgress, type MassInsertReport, type MassInsertSource } from '../massinsert.js';
-import { parseRedisUrl } from '../options.js';
+import { MAX_TIMER_MS, parseRedisUrl } from '../options.js';
 import { MalformedInputError } from '../protocol/requestframer.js';
 import { TextCommandReader } from './textformat.js';
 
@@ -74,7 +74,9 @@ export function parsePipeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   const replies = v.replies ?? 'on';
   if (replies !== 'on' && replies !== 'off') throw new UsageError(`--replies must be on or off, got "${replies}"`);
   const timeout = Number(v.timeout ?? '30');
-  if (!(timeout >= 0) || !Number.isFinite(timeout)) throw new UsageError(`--timeout must be a number of seconds (0 = forever), got "${v.timeout}"`);
+  if (!(timeout >= 0) || !(timeout * 1000 <= MAX_TIMER_MS)) {
+    throw new UsageError(`--timeout must be a number of seconds, at most ${Math.floor(MAX_TIMER_MS / 1000)} (0 = forever), got "${v.timeout}"`);
+  }
   const showErrors = Number(v['show-errors'] ?? '10');
   if (!Number.isInteger(showErrors) || showErrors < 0) throw new UsageError(`--show-errors must be a non-negative integer, got "${v['show-errors']}"`);
   if (parsed.positionals.length > 1) throw new UsageError(`one input file at most, got ${parsed.positionals.length}`);

@@ -3,7 +3,7 @@
 // resetOnTimeout the connection is rebuilt instead.
 import { expect } from 'chai';
 import {
-  ConnectionClosedError, EventLoop, ReplyError, TimeoutError, type Future,
+  ConfigError, ConnectionClosedError, EventLoop, ReplyError, TimeoutError, type Future,
 } from '../../lib/index.js';
 import { rawCommand, startRedis, type RedisServer } from '../support/index.js';
 import { startFakeServer } from '../support/fake-server.js';
@@ -197,6 +197,54 @@ describe('reliability: timeouts', function () {
     } finally {
       loop.disconnect();
     }
+  });
+
+  describe('timeouts longer than a Node timer can hold (2^31-1 ms)', () => {
+    // setTimeout() runs a longer delay after 1 ms: such a timeout would fire at once.
+    const TOO_LONG = 2 ** 31;
+    let server: RedisServer;
+    before(async () => { server = await startRedis(); });
+    after(async () => { await server.stop(); });
+
+    it('a per-command timeout is refused with a TypeError, never a TimeoutError after 1 ms', async () => {
+      const loop = new EventLoop();
+      try {
+        const conn = loop.connect(server.url);
+        const r = await within(outcome(loop.send(conn, ['BLPOP', 'no-such-list', '0.2'], { timeout: TOO_LONG })), 3000, 'the BLPOP');
+        expect(errorOf(r)).to.be.instanceOf(TypeError);
+        expect(errorOf(r).message).to.match(/timeout must be .*2147483647/);
+        expect(await loop.send(conn, ['BLPOP', 'no-such-list', '0.05'], { timeout: 2 ** 31 - 1 })).to.equal(null);
+      } finally {
+        await loop.close();
+      }
+    });
+
+    it('connectTimeout, commandTimeout and reconnect delays are refused by connect() (ConfigError)', () => {
+      const loop = new EventLoop();
+      try {
+        for (const options of [
+          { connectTimeout: TOO_LONG }, { commandTimeout: TOO_LONG }, { commandTimeout: Infinity },
+          { reconnect: { maxDelay: TOO_LONG } }, { reconnect: { initialDelay: Infinity } },
+        ]) {
+          expect(() => loop.connect({ port: server.port, ...options }), JSON.stringify(options)).to.throw(ConfigError, /at most 2147483647/);
+        }
+        expect(loop.connections).to.have.length(0);
+      } finally {
+        loop.disconnect();
+      }
+    });
+
+    it('massInsert refuses such a timeout too', async () => {
+      const loop = new EventLoop();
+      try {
+        const conn = loop.connect(server.url);
+        const err = await loop.massInsert(conn, [['SET', 'k', 'v']], { timeout: TOO_LONG }).then(() => null, (e: Error) => e);
+        expect(err).to.be.instanceOf(TypeError);
+        expect(err!.message).to.match(/at most 2147483647/);
+      } finally {
+        await loop.close();
+      }
+    });
   });
 
   describe('connectTimeout', () => {
