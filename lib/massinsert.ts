@@ -138,7 +138,8 @@ const TURN_BYTES = 64 * 1024;
  */
 const REFILL_AT = 7 / 8;
 
-const REPLY_OFF = encodeCommand('CLIENT', ['REPLY', 'OFF']) as string;
+/** Written by hand: encodeCommand refuses it on purpose (the connection here is massInsert's own). */
+const REPLY_OFF = '*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n';
 
 /**
  * The one sink every command shares. `settled` stays false so that it keeps receiving;

@@ -22,13 +22,43 @@ for (let i = 0; i < 64; i++) ARRAY_HEADERS.push('*' + i + CRLF);
 const NAME_HEADERS = new Map<string, string>();
 const MAX_CACHED_NAMES = 1024;
 
-function nameHeader(name: string): string {
-  let header = NAME_HEADERS.get(name);
-  if (header === undefined) {
-    header = '$' + Buffer.byteLength(name) + CRLF + name + CRLF;
-    if (NAME_HEADERS.size < MAX_CACHED_NAMES) NAME_HEADERS.set(name, header);
+/**
+ * Commands whose replies are not one per command: SUBSCRIBE and friends answer once per
+ * channel and then push messages, MONITOR streams, CLIENT REPLY OFF|SKIP answers nothing.
+ * On a pipelined connection every reply after them would go to the wrong future.
+ */
+const NOT_ONE_REPLY = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR']);
+
+/**
+ * The header for a command name not in the cache, or a TypeError for the commands above. Their
+ * names (and CLIENT, whose REPLY subcommand needs a look at the arguments) are never cached, so
+ * a cached name needs no check.
+ */
+function uncachedNameHeader(name: string, args: ArrayLike<unknown>, from: number): string | TypeError {
+  const upper = name.length <= 12 ? name.toUpperCase() : '';
+  let cache = true;
+  if (NOT_ONE_REPLY.has(upper)) return notOneReply(upper);
+  if (upper === 'CLIENT') {
+    cache = false;
+    const mode = from + 1 < args.length && argText(args[from]) === 'REPLY' ? argText(args[from + 1]) : '';
+    if (mode === 'OFF' || mode === 'SKIP') return notOneReply(`CLIENT REPLY ${mode}`);
   }
+  const header = '$' + Buffer.byteLength(name) + CRLF + name + CRLF;
+  if (cache && NAME_HEADERS.size < MAX_CACHED_NAMES) NAME_HEADERS.set(name, header);
   return header;
+}
+
+/** A short argument's text, upper-cased (strings and bytes alike); '' for anything else. */
+function argText(a: unknown): string {
+  if (typeof a === 'string') return a.length <= 8 ? a.toUpperCase() : '';
+  if (a instanceof Uint8Array && a.length <= 8) return Buffer.from(a.buffer, a.byteOffset, a.length).toString('latin1').toUpperCase();
+  return '';
+}
+
+function notOneReply(what: string): TypeError {
+  return new TypeError(
+    `${what} is refused: redloop pipelines on one reply per command, and after it the server sends ` +
+    'more replies or none, which would go to the wrong futures (redloop has no pub/sub or MONITOR mode)');
 }
 
 /** UTF-8 byte length; a JS scan beats the native call for the short ASCII strings keys usually are. */
@@ -60,7 +90,13 @@ function badArgument(command: string, position: number, value: unknown): TypeErr
 export function encodeCommand(name: string, args: ArrayLike<unknown>, from = 0): Encoded | TypeError {
   const n = args.length;
   const count = n - from + 1;
-  let out = (count < 64 ? ARRAY_HEADERS[count]! : '*' + count + CRLF) + nameHeader(name);
+  let header = NAME_HEADERS.get(name);
+  if (header === undefined) {
+    const h = uncachedNameHeader(name, args, from);
+    if (typeof h !== 'string') return h;
+    header = h;
+  }
+  let out = (count < 64 ? ARRAY_HEADERS[count]! : '*' + count + CRLF) + header;
   let pieces: Array<string | Buffer> | undefined;
   for (let i = from; i < n; i++) {
     const a = args[i];
