@@ -144,7 +144,7 @@ export function parseRedisUrl(url: string): ConnectionOptions {
   const opts: ConnectionOptions = {};
   if (u.protocol === 'unix:') {
     if (!u.pathname) throw new ConfigError('unix:// URL needs a socket path, e.g. unix:///var/run/redis.sock');
-    opts.path = decodeURIComponent(u.pathname);
+    opts.path = decodeUrlPart(u.pathname, 'socket path');
   } else if (u.protocol === 'redis:' || u.protocol === 'rediss:') {
     if (u.hostname) opts.host = u.hostname.replace(/^\[(.*)\]$/, '$1');
     if (u.port) opts.port = Number(u.port);
@@ -161,8 +161,8 @@ export function parseRedisUrl(url: string): ConnectionOptions {
   } else {
     throw new ConfigError(`unsupported URL scheme "${u.protocol}" (use redis://, rediss:// or unix://)`);
   }
-  if (u.username) opts.username = decodeURIComponent(u.username);
-  if (u.password) opts.password = decodeURIComponent(u.password);
+  if (u.username) opts.username = decodeUrlPart(u.username, 'username');
+  if (u.password) opts.password = decodeUrlPart(u.password, 'password');
   if (u.protocol !== 'unix:' && u.username && !u.password) {
     // redis://:pass@host has an empty user; redis://pass@host is the classic password-only form.
     opts.password = opts.username;
@@ -175,6 +175,15 @@ export function parseRedisUrl(url: string): ConnectionOptions {
     else throw new ConfigError(`unknown URL parameter "${key}" (known: db, name, connectTimeout, commandTimeout)`);
   }
   return opts;
+}
+
+/** Percent-decodes a part of a URL; a bad escape is a ConfigError that does not show the part. */
+function decodeUrlPart(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new ConfigError(`the ${what} in the URL is not valid percent-encoding (write % as %25)`);
+  }
 }
 
 /**

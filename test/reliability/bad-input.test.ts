@@ -152,6 +152,9 @@ describe('reliability: bad input', function () {
       ['redis://127.0.0.1?db=two', /db must be a non-negative integer, got NaN/],
       ['redis://127.0.0.1?commandTimeout=soon', /commandTimeout must be a non-negative number, got NaN/],
       ['unix://', /unix:\/\/ URL needs a socket path/],
+      ['redis://:pa%ss@127.0.0.1:6379', /^the password in the URL is not valid percent-encoding \(write % as %25\)$/],
+      ['redis://us%zz:pw@127.0.0.1', /^the username in the URL is not valid percent-encoding/],
+      ['unix:///tmp/a%zz.sock', /^the socket path in the URL is not valid percent-encoding/],
       ['', /not a valid Redis URL/],
     ];
     for (const [url, message] of cases) {
