@@ -713,7 +713,10 @@ export class Connection implements ReplyHandler, CommandTarget {
     // A server that never answers QUIT must not hold close() forever.
     const giveUp = setTimeout(() => socket.destroy(), 1000);
     giveUp.unref();
-    this.pending.push(new CallbackSink('QUIT', () => socket.end()));
+    this.pending.push(new CallbackSink('QUIT', (err) => {
+      if (err === null) this.counters.repliesReceived--; // onReply counted it; QUIT is ours, like the handshake
+      socket.end();
+    }));
     socket.once('close', () => clearTimeout(giveUp));
     socket.write('*1\r\n$4\r\nQUIT\r\n');
   }

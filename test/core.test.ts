@@ -327,6 +327,9 @@ describe('core: close and disconnect', function () {
     expect((await Promise.all(futures)).length).to.equal(1000);
     expect(conn.state).to.equal('closed');
     expect(loop.connections).to.have.length(0);
+    // QUIT is the client's own, like the handshake: in neither count.
+    expect(conn.stats.commandsSent).to.equal(1001);
+    expect(conn.stats.repliesReceived).to.equal(1001);
     const clients = await rawCommand(server.endpoint, 'CLIENT', 'LIST') as string;
     expect(clients.trim().split('\n')).to.have.length(1); // only the raw client itself
   });
