@@ -605,10 +605,11 @@ export class Connection implements ReplyHandler, CommandTarget {
     }, delay);
   }
 
+  /** Rejects every queued (never written) command: with `err` itself if it is an AuthError. */
   private rejectOffline(err: Error): void {
     while (this.offline.length !== 0) {
       const { sink } = this.offline.shift()!;
-      if (!sink.settled) sink.rejectReply(new ConnectionClosedError(err.message, sink.command, false));
+      if (!sink.settled) sink.rejectReply(err instanceof AuthError ? err : new ConnectionClosedError(err.message, sink.command, false));
     }
   }
 
@@ -626,10 +627,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.sweepTimer);
     this.reconnectTimer = this.sweepTimer = undefined;
-    while (this.offline.length !== 0) {
-      const { sink } = this.offline.shift()!;
-      if (!sink.settled) sink.rejectReply(err instanceof AuthError ? err : new ConnectionClosedError(err.message, sink.command, false));
-    }
+    this.rejectOffline(err);
     for (const w of this.drainWaiters.splice(0)) w.reject(err);
     this.emit('end', this);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
