@@ -53,6 +53,13 @@ export function splitArgs(input: string, line?: number): TextArg[] {
     const arg = new ArgBuilder();
     let quote: '"' | "'" | undefined;
     let openedAt = p;
+    /** A closing quote must end the argument: the position after it, or malformed input. */
+    const afterClosingQuote = (at: number): number => {
+      if (at + 1 < n && !isSpace(input[at + 1]!)) {
+        throw new MalformedInputError(`${where}column ${at + 2}: a closing quote must be followed by a space or the end of the line`, { line });
+      }
+      return at + 1;
+    };
     for (;;) {
       const c = input[p];
       if (quote === '"') {
@@ -69,10 +76,7 @@ export function splitArgs(input: string, line?: number): TextArg[] {
           continue;
         }
         if (c === '"') {
-          if (p + 1 < n && !isSpace(input[p + 1]!)) {
-            throw new MalformedInputError(`${where}column ${p + 2}: a closing quote must be followed by a space or the end of the line`, { line });
-          }
-          p++;
+          p = afterClosingQuote(p);
           break;
         }
         arg.char(c);
@@ -81,10 +85,7 @@ export function splitArgs(input: string, line?: number): TextArg[] {
         if (c === undefined) throw new MalformedInputError(`${where}column ${openedAt + 1}: unbalanced single quote`, { line });
         if (c === '\\' && input[p + 1] === "'") { arg.char("'"); p += 2; continue; }
         if (c === "'") {
-          if (p + 1 < n && !isSpace(input[p + 1]!)) {
-            throw new MalformedInputError(`${where}column ${p + 2}: a closing quote must be followed by a space or the end of the line`, { line });
-          }
-          p++;
+          p = afterClosingQuote(p);
           break;
         }
         arg.char(c);
