@@ -462,6 +462,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     if (o.db !== 0) steps.push(['SELECT', String(o.db)]);
     if (o.name !== undefined) steps.push(['CLIENT', 'SETNAME', o.name]);
+    if (o.readOnly) steps.push(['READONLY']);
     if (steps.length === 0) {
       this.onReady();
       return;
@@ -482,7 +483,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (err instanceof ReplyError) {
       this.handshakeLeft = 0;
       // The server's text never contains the password; ours must not either.
-      const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${this.options.db}` : 'CLIENT SETNAME';
+      const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${this.options.db}` : step === 'CLIENT' ? 'CLIENT SETNAME' : step;
       if (isTransient(err)) {
         // Starting up, busy or full: a later attempt can succeed, so this one just fails.
         const retry = new ReplyError(`${what} on ${this.address} failed for now, will retry: ${err.message}`, err.command);

@@ -66,3 +66,12 @@ export class ClientStateError extends RedloopError {
 export class ConfigError extends RedloopError {
   override name = 'ConfigError';
 }
+
+/**
+ * A cluster or shard set cannot route the command: its keys span hash slots (and it is not
+ * one that redloop splits), it has no key where one is needed, or it needs a connection of its
+ * own (blocking commands, MULTI/WATCH). Raised before anything is written.
+ */
+export class RoutingError extends RedloopError {
+  override name = 'RoutingError';
+}

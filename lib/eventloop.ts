@@ -9,8 +9,10 @@ import { Future } from './future.js';
 import type { CommandTarget } from './target.js';
 import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
 import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from './options.js';
-import { ClientStateError, TimeoutError } from './errors.js';
+import { ClientStateError, ConfigError, TimeoutError } from './errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
+import { Cluster, type ClusterOptions } from './cluster/cluster.js';
+import { ShardSet } from './shards.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -35,6 +37,8 @@ export interface EventLoopEvents {
   reconnecting: (info: ReconnectingInfo, conn: Connection) => void;
   /** The connection is closed for good. */
   end: (conn: Connection) => void;
+  /** A cluster's slot map changed (first read, resharding, failover). */
+  topology: (cluster: Cluster) => void;
   /** A command failed and nobody had awaited its future by the next macrotask. */
   unobservedError: (err: Error, command: string) => void;
 }
@@ -42,6 +46,8 @@ export interface EventLoopEvents {
 export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
   private readonly owned = new Set<Connection>();
+  /** Clusters and shard sets: they hold timers and waiting commands of their own. */
+  private readonly routers = new Set<Cluster | ShardSet>();
   private dirty: Connection[] = [];
   private flushQueued = false;
   private unobserved: Future<unknown>[] = [];
@@ -63,6 +69,38 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
     return conn;
+  }
+
+  /**
+   * A Redis Cluster as one target: one reachable seed (URL or options) is enough; every node
+   * is opened with the seed's credentials and TLS under `options` (connect()'s options plus
+   * readFrom, refreshInterval, maxRedirections, clusterDownTimeout, natMap). Commands may be
+   * sent at once: they wait for the slot map, then go out in order.
+   */
+  cluster(seeds: ReadonlyArray<string | ConnectionOptions>, options?: ClusterOptions): Cluster {
+    if (this.closed) throw new ClientStateError('cluster(): this EventLoop is closed');
+    const cluster = new Cluster(this, seeds, options);
+    this.routers.add(cluster);
+    return cluster;
+  }
+
+  /**
+   * A client-side shard set over standalone servers (URLs, options or Connections of this
+   * loop), keys placed by hash slot as a Redis Cluster with these masters, in this order, would.
+   */
+  shards(members: ReadonlyArray<string | ConnectionOptions | Connection>): ShardSet {
+    if (this.closed) throw new ClientStateError('shards(): this EventLoop is closed');
+    if (!Array.isArray(members) || members.length === 0) throw new ConfigError('shards() needs at least one server: URLs, connection options or Connections');
+    const conns = members.map((m, i) => {
+      if (m instanceof Connection) {
+        if (m.loop !== this) throw new ConfigError(`shards(): member ${i} is a Connection of another EventLoop`);
+        return m;
+      }
+      return this.connect(m);
+    });
+    const set = new ShardSet(this, conns);
+    this.routers.add(set);
+    return set;
   }
 
   /** The connections this loop owns that are not closed for good. */
@@ -201,6 +239,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Graceful: waits for every queued and in-flight reply, then QUITs every connection. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const r of this.routers) r.close();
     await Promise.all([...this.owned].map((c) => c.close()));
     if (this.unobservedCheck !== undefined) {
       clearImmediate(this.unobservedCheck);
@@ -211,6 +250,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Immediate: destroys every socket; what was not answered rejects. */
   disconnect(): void {
     this.closed = true;
+    for (const r of this.routers) r.close();
     for (const c of this.owned) c.disconnect();
   }
 

@@ -12,8 +12,13 @@ export type { Arg, Encoded } from './protocol/encoder.js';
 export { encodeCommand } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
-  ClientStateError, ConfigError,
+  ClientStateError, ConfigError, RoutingError,
 } from './errors.js';
+export { Cluster } from './cluster/cluster.js';
+export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './cluster/cluster.js';
+export type { NodeAddress } from './cluster/topology.js';
+export { ShardSet, shardSlotRanges } from './shards.js';
+export { keySlot } from './cluster/slot.js';
 export { MassInsertError } from './massinsert.js';
 export type {
   MassInsertCommand, MassInsertFailure, MassInsertOptions, MassInsertProgress, MassInsertReport, MassInsertSource,

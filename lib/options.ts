@@ -94,6 +94,8 @@ export interface ConnectionOptions {
   maxBufferedBytes?: number;
   /** TCP keep-alive initial delay in ms, or false. Default 30000. */
   keepAlive?: number | false;
+  /** Send READONLY after connecting, to read from a Redis Cluster replica. Default false. */
+  readOnly?: boolean;
 }
 
 export type ResolvedReconnect = Required<ReconnectOptions>;
@@ -117,6 +119,7 @@ export interface ResolvedOptions {
   maxPending: number;
   maxBufferedBytes: number;
   keepAlive: number | false;
+  readOnly: boolean;
 }
 
 export const DEFAULT_RECONNECT: ResolvedReconnect = {
@@ -127,7 +130,7 @@ const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
   name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
   returnBuffers: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
-  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000,
+  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false,
 };
 
 const KNOWN = new Set<string>(['url', ...Object.keys(DEFAULTS), 'reconnect']);
@@ -251,7 +254,7 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
     check(isCount(r[k]) && r[k] > 0, `${k} must be a positive number, got ${String(r[k])}`);
   }
   check(r.keepAlive === false || isCount(r.keepAlive), 'keepAlive must be a number of ms or false');
-  for (const k of ['resetOnTimeout', 'returnBuffers', 'offlineQueue'] as const) {
+  for (const k of ['resetOnTimeout', 'returnBuffers', 'offlineQueue', 'readOnly'] as const) {
     check(typeof r[k] === 'boolean', `${k} must be a boolean`);
   }
 

@@ -1,0 +1,160 @@
+/**
+ * The routing layer shared by clusters and shard sets: a target that finds each command's
+ * keys (from the server's own key specs), hashes them to a slot, and hands the command to the
+ * connection that owns the slot. Commands sent before the command table (and, for a cluster,
+ * the slot map) is known wait here and go out in the order they were sent.
+ */
+import Denque from 'denque';
+import type { ReplySink } from '../future.js';
+import type { Encoded } from '../protocol/encoder.js';
+import type { CommandTarget } from '../target.js';
+import { RoutingError } from '../errors.js';
+import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
+import { keySlot } from './slot.js';
+import { splitBySlot, splitKind } from './split.js';
+
+interface Parked {
+  encoded: Encoded;
+  sink: ReplySink;
+  name: string;
+  args: unknown[];
+}
+
+/** Commands that would leave state on a shared connection, or that need one of their own. */
+const CONNECTION_STATE = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SELECT', 'READONLY', 'READWRITE', 'ASKING', 'RESET', 'AUTH', 'HELLO', 'QUIT']);
+
+export abstract class SlotRouter implements CommandTarget {
+  abstract readonly loop: unknown;
+  abstract readonly commandTimeout: number;
+  abstract readonly defaultReturnBuffers: boolean;
+  /** What this router is called in messages ('cluster', 'shard set'). */
+  protected abstract readonly kind: string;
+  protected table: CommandTable | undefined;
+  private parked = new Denque<Parked>();
+  protected closed = false;
+  /** Commands split per slot so far. */
+  protected splitCount = 0;
+
+  /** True once commands can be routed (command table and slot owners known). */
+  protected abstract get routable(): boolean;
+  /** Sends a command whose keys all hash to `slot`. */
+  protected abstract sendToSlot(slot: number, encoded: Encoded, sink: ReplySink, flags: number): void;
+  /** Sends a command that has no keys (or refuses it). */
+  protected abstract sendKeyless(encoded: Encoded, sink: ReplySink, name: string): void;
+  abstract waitForRoom(): Promise<void>;
+
+  submit(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void {
+    if (this.routable && this.parked.length === 0) {
+      this.route(encoded, sink, name, args, from);
+    } else if (this.closed) {
+      sink.rejectReply(this.closedError(name));
+    } else {
+      // The caller may reuse its array once send() returns; keep the arguments themselves.
+      this.parked.push({ encoded, sink, name, args: Array.prototype.slice.call(args, from) });
+    }
+  }
+
+  /** Routes what waited for the router to become routable, in order. */
+  protected releaseParked(): void {
+    while (this.parked.length !== 0 && this.routable) {
+      const p = this.parked.shift()!;
+      if (!p.sink.settled) this.route(p.encoded, p.sink, p.name, p.args, 0);
+    }
+  }
+
+  /** Rejects what waits here (the router is closing, or gave up on finding its servers). */
+  protected rejectParked(why: (name: string) => Error): void {
+    while (this.parked.length !== 0) {
+      const p = this.parked.shift()!;
+      if (!p.sink.settled) p.sink.rejectReply(why(p.name));
+    }
+  }
+
+  protected get parkedCount(): number {
+    return this.parked.length;
+  }
+
+  protected closedError(name: string): Error {
+    return new RoutingError(`${name}: this ${this.kind} is closed`);
+  }
+
+  /** Finds the slot (or slots) of the command and sends it, split per slot when allowed. */
+  protected route(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void {
+    const table = this.table!;
+    const info = table.lookup(name, args, from);
+    if (info === undefined) {
+      this.sendKeyless(encoded, sink, name); // not a command this server knows: it will say so
+      return;
+    }
+    if (info.firstArgIsTheKey && args.length > from) {
+      if (info.flags & CommandFlag.Blocking) {
+        const refusal = this.refusal(info, name, args, from);
+        if (refusal !== undefined) { sink.rejectReply(refusal); return; }
+      }
+      this.sendToSlot(keySlot(args[from]), encoded, sink, info.flags);
+      return;
+    }
+    const refusal = this.refusal(info, name, args, from);
+    if (refusal !== undefined) {
+      sink.rejectReply(refusal);
+      return;
+    }
+    const keys = table.keyIndices(info, args, from);
+    if (keys.length === 0) {
+      this.sendKeyless(encoded, sink, name);
+      return;
+    }
+    const slot = keySlot(args[keys[0]!]);
+    let slots: number[] | undefined;
+    for (let k = 1; k < keys.length; k++) {
+      const s = keySlot(args[keys[k]!]);
+      if (s !== slot && slots === undefined) {
+        slots = new Array<number>(keys.length).fill(slot, 0, k);
+      }
+      if (slots !== undefined) slots[k] = s;
+    }
+    if (slots === undefined) {
+      this.sendToSlot(slot, encoded, sink, info.flags);
+      return;
+    }
+    const kind = splitKind(name);
+    if (kind === undefined) {
+      const distinct = [...new Set(slots)];
+      sink.rejectReply(new RoutingError(
+        `${name.toUpperCase()}: its keys hash to different slots (${distinct.slice(0, 4).join(', ')}${distinct.length > 4 ? ', ...' : ''}) on this ${this.kind}; ` +
+        'put them under one hash tag, e.g. {user:1}:a and {user:1}:b, so they share a slot'));
+      return;
+    }
+    this.splitCount++;
+    for (const part of splitBySlot(kind, name, args, keys, slots, sink)) this.sendToSlot(part.slot, part.encoded, part.sink, info.flags);
+  }
+
+  /** Why this command cannot go through a shared, routed connection, if it cannot. */
+  private refusal(info: CommandInfo, name: string, args: ArrayLike<unknown>, from: number): Error | undefined {
+    const upper = info.name.toUpperCase();
+    if (CONNECTION_STATE.has(upper)) {
+      return new RoutingError(`${upper} is refused on a ${this.kind}: it changes the state of a connection other commands share; ` +
+        `use loop.multi() for atomic blocks, or ${this.kind === 'cluster' ? 'cluster' : 'shards'}.connectionFor(key) to pick a connection yourself`);
+    }
+    if (info.flags & CommandFlag.Blocking && !(isStreamRead(upper) && !hasBlockArgument(args, from))) {
+      return new RoutingError(`${upper} is refused on a ${this.kind}: a blocking command would hold up every command behind it on the ` +
+        `shared connection; open a connection of its own to the node that owns the key (${this.kind === 'cluster' ? 'cluster' : 'shards'}.connectionFor(key) tells which)`);
+    }
+    return undefined;
+  }
+}
+
+function isStreamRead(upper: string): boolean {
+  return upper === 'XREAD' || upper === 'XREADGROUP';
+}
+
+/** XREAD/XREADGROUP block only with a BLOCK argument (before STREAMS). */
+function hasBlockArgument(args: ArrayLike<unknown>, from: number): boolean {
+  for (let i = from; i < args.length; i++) {
+    const a = args[i];
+    const text = typeof a === 'string' ? a.toUpperCase() : a instanceof Uint8Array ? Buffer.from(a).toString('latin1').toUpperCase() : '';
+    if (text === 'BLOCK') return true;
+    if (text === 'STREAMS') return false;
+  }
+  return false;
+}
