@@ -39,6 +39,7 @@ export class ShardSet extends SlotRouter {
   private readonly shardOfSlot: Uint16Array;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
+  private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
   /** @internal use loop.shards() */
   constructor(loop: unknown, connections: readonly Connection[]) {
@@ -61,6 +62,18 @@ export class ShardSet extends SlotRouter {
 
   protected get routable(): boolean {
     return this.table !== undefined;
+  }
+
+  /** Every shard's connection (the same as `connections`), as Cluster has it: for fan-out. */
+  get masterConnections(): Connection[] {
+    return [...this.connections];
+  }
+
+  /** Resolves once the command table is known (commands need not wait for it). */
+  whenReady(): Promise<void> {
+    if (this.table !== undefined) return Promise.resolve();
+    if (this.closed) return Promise.reject(new RoutingError('this shard set is closed'));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   /** The connection of the shard that owns `key`'s hash slot. */
@@ -97,11 +110,13 @@ export class ShardSet extends SlotRouter {
       if (this.closed) return;
       this.table = new CommandTable(reply);
       this.releaseParked();
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
     }, (err: Error) => {
       if (this.closed) return;
       const limit = conn.resolvedOptions.connectTimeout;
       if (limit > 0 && Date.now() - this.startedAt > limit) {
         this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${err.message}; never written`));
+        for (const w of this.readyWaiters.splice(0)) w.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
       }
       this.retryTimer = setTimeout(() => this.loadCommandTable(attempt + 1), Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
       this.retryTimer.unref();
@@ -113,6 +128,7 @@ export class ShardSet extends SlotRouter {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.rejectParked((name) => this.closedError(name));
+    for (const w of this.readyWaiters.splice(0)) w.reject(new RoutingError('this shard set was closed'));
   }
 
   [inspect.custom](): string {

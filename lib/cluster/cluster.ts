@@ -234,6 +234,11 @@ export class Cluster extends SlotRouter {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /** A connection to every master in the current map (SCAN, keyless fan-out by hand). */
+  get masterConnections(): Connection[] {
+    return this.masters.map((m) => this.primary(m));
+  }
+
   /** The connection to the master that owns `key`'s slot, for commands you route yourself. */
   connectionFor(key: string | Buffer | number): Connection {
     const owner = this.slots[keySlot(key)];
