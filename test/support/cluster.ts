@@ -11,6 +11,22 @@
 //
 // Everything here talks to the servers through the raw RESP client in resp.ts and redis-cli,
 // never through lib/, so the harness does not depend on the client under test.
+//
+//   let cluster: RedisCluster;
+//   before(async () => { cluster = await startCluster({ password: 'pw' }); });  // ~2-3 s, once per suite
+//   after(() => cluster?.stop());
+//
+//   const c = loop.cluster([cluster.seedUrl], { password: 'pw' });
+//   const owner = await cluster.masterOfKey('user:1');          // ClusterNode, via CLUSTER KEYSLOT
+//   await owner.command('GET', 'user:1');                         // raw check, independent of lib/
+//   await cluster.moveSlot(await cluster.keySlot('user:1'), other);       // -> MOVED
+//   const m = await cluster.beginMigration(slot, other); await m.migrateSomeKeys(10); ... await m.finish(); // -> ASK
+//   const resharding = cluster.reshard(1000, a, b); /* writers */ await resharding;
+//   await cluster.failover(cluster.replicasOf(owner)[0]!);
+//   const promoted = await cluster.killMaster(owner); ... await cluster.restartNode(owner);
+//
+// A test that changes the topology changes it for the rest of its suite: node roles move, so
+// pick nodes through masters() / replicasOf() / masterOfKey() rather than by index at start.
 import { execFile, type ChildProcess } from 'node:child_process';
 import { findFreePort, startRedis, type RedisServer } from './redis.js';
 import { rawCommands, RawReplyError, type RespArg } from './resp.js';
