@@ -340,7 +340,10 @@ export class RedisCluster {
     // A manual failover the master does not answer in time is abandoned by the replica
     // (after ~5 s); ask again then, until the deadline.
     for (;;) {
-      await replica.command('CLUSTER', 'FAILOVER', ...(opts.mode ? [opts.mode] : []));
+      // Only while it still calls itself a replica: a promotion that merely has not converged
+      // yet must not be answered with "send CLUSTER FAILOVER to a replica".
+      const [role] = (await replica.command('ROLE')) as unknown[];
+      if (role === 'slave') await replica.command('CLUSTER', 'FAILOVER', ...(opts.mode ? [opts.mode] : []));
       const attemptMs = Math.min(8000, deadline - Date.now());
       try {
         await this.waitUntil(`${replica.address} to be promoted by CLUSTER FAILOVER`, attemptMs, async () => {
