@@ -47,6 +47,8 @@ export interface RawEndpoint {
   /** When set, AUTH first (the reply is checked and not returned). */
   password?: string;
   timeoutMs?: number;
+  /** Bulk replies as Buffers instead of UTF-8 strings (for binary keys, e.g. GETKEYSINSLOT). */
+  returnBuffers?: boolean;
 }
 
 /** An error reply from the server, kept apart from transport errors. */
@@ -90,6 +92,7 @@ export async function rawCommands(endpoint: RawEndpoint, commands: readonly (rea
         if (replies.length === all.length) finish();
       },
       returnFatalError: (err) => finish(err),
+      returnBuffers: endpoint.returnBuffers ?? false,
     });
     socket.on(endpoint.ca ? 'secureConnect' : 'connect', () => {
       socket.write(Buffer.concat(all.map((c) => encodeCommand(c))));
