@@ -53,6 +53,16 @@ export interface ConnectionStats {
   reconnects: number;
 }
 
+/**
+ * Where a connection in push mode (a pub/sub subscriber's own connection) sends what the
+ * server sends unasked: messages and subscription confirmations, and error replies to
+ * commands written with submitUnanswered().
+ */
+export interface PushHandler {
+  onPush(reply: unknown): void;
+  onPushError(message: string): void;
+}
+
 interface QueuedCommand {
   encoded: Encoded;
   sink: ReplySink;
@@ -133,6 +143,9 @@ export class Connection implements ReplyHandler, CommandTarget {
   private quitSent = false;
   private closeWaiters: Array<() => void> = [];
   private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
+  /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
+  private pushHandler: PushHandler | undefined;
 
   private counters = { commandsSent: 0, repliesReceived: 0, writes: 0, bytesWritten: 0, reconnects: 0 };
   private everReady = false;
@@ -320,6 +333,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   onReply(reply: unknown): void {
     const sink = this.pending.shift();
     if (sink === undefined) {
+      if (this.pushHandler !== undefined) { this.pushHandler.onPush(reply); return; }
       this.onProtocolError(new ProtocolError(`${this.address} sent a reply nobody asked for`));
       return;
     }
@@ -332,6 +346,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   onErrorReply(message: string): void {
     const sink = this.pending.shift();
     if (sink === undefined) {
+      if (this.pushHandler !== undefined) { this.pushHandler.onPushError(message); return; }
       this.onProtocolError(new ProtocolError(`${this.address} sent an error nobody asked for: ${message}`));
       return;
     }
@@ -356,6 +371,28 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.decoder.feed(chunk);
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
+  }
+
+  // ---------------------------------------------------------------- push mode (pub/sub)
+
+  /**
+   * Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
+   * command waits for one goes to `handler` instead of being a protocol error. Commands are
+   * then written with submitUnanswered(); the FIFO still serves the handshake and QUIT, so a
+   * connection nobody else sends on keeps its one-reply-per-command invariant for those.
+   */
+  setPushHandler(handler: PushHandler): void {
+    this.pushHandler = handler;
+  }
+
+  /**
+   * Stops (false) or resumes (true) reading the current socket: backpressure for a push-mode
+   * consumer that falls behind (the server buffers, up to its client-output-buffer-limit).
+   * A new socket after a reconnect starts reading.
+   */
+  setReading(on: boolean): void {
+    if (on) this.socket?.resume();
+    else this.socket?.pause();
   }
 
   // ---------------------------------------------------------------- timeouts

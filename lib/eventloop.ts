@@ -13,6 +13,8 @@ import { ClientStateError, ConfigError, TimeoutError } from './errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
 import { Cluster, type ClusterOptions } from './cluster/cluster.js';
 import { ShardSet } from './shards.js';
+import { subscribe, type Channel, type Subscription, type SubscribeOptions } from './pubsub.js';
+import { hscan, scan, sscan, zscan, type ScanIterator, type ScanOptions } from './scan.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -198,6 +200,48 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    */
   massInsert(target: CommandTarget, source: MassInsertSource, options?: MassInsertOptions): Promise<MassInsertReport> {
     return massInsert(this, target, source, options);
+  }
+
+  /**
+   * Subscribes to channels (and `patterns`, `sharded` channels) on connections of the
+   * subscription's own, opened like the target's. See Subscription for events and `for await`.
+   */
+  subscribe(target: CommandTarget, channels: readonly Channel[], options?: SubscribeOptions): Subscription {
+    const bad = this.checkTarget(target);
+    if (bad !== undefined) throw bad;
+    return subscribe(this as never, target, channels, options);
+  }
+
+  /**
+   * SCAN as an async iterable of keys: a connection's keyspace, or every master of a cluster or
+   * shard set (one after the other). The next SCAN is sent while you handle the current batch.
+   */
+  scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
+    this.checkScanTarget(target);
+    return scan(target, options);
+  }
+
+  /** HSCAN as an async iterable of [field, value]. */
+  hscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, string | Buffer]> {
+    this.checkScanTarget(target);
+    return hscan(target, key, options);
+  }
+
+  /** SSCAN as an async iterable of members. */
+  sscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<string | Buffer> {
+    this.checkScanTarget(target);
+    return sscan(target, key, options);
+  }
+
+  /** ZSCAN as an async iterable of [member, score]. */
+  zscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, number]> {
+    this.checkScanTarget(target);
+    return zscan(target, key, options);
+  }
+
+  private checkScanTarget(target: CommandTarget): void {
+    const bad = this.checkTarget(target);
+    if (bad !== undefined) throw bad;
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */

@@ -25,3 +25,7 @@ export type {
 } from './massinsert.js';
 export { MalformedInputError, RespRequestFramer } from './protocol/requestframer.js';
 export type { FramedBatch } from './protocol/requestframer.js';
+export { ScanIterator } from './scan.js';
+export type { ScanOptions } from './scan.js';
+export { Subscription } from './pubsub.js';
+export type { Channel, PubSubMessage, SubscribeOptions } from './pubsub.js';

@@ -6,8 +6,10 @@ import { massInsertWorkload } from './massinsert.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
+import { pubsubWorkload } from './pubsub.js';
+import { scanWorkload } from './scan.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload];
+export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload, pubsubWorkload, scanWorkload];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];

@@ -1,0 +1,295 @@
+/**
+ * SCAN iterators: loop.scan() walks the keyspace of a connection, or of every master of a
+ * cluster or shard set; hscan/sscan/zscan walk one key's members through any target.
+ *
+ * Each pass sends the next SCAN as soon as a reply arrives, before the batch is handed to the
+ * consumer, so the server works on batch n+1 while the caller handles batch n (one round trip
+ * per batch is hidden behind the caller's work instead of added to it).
+ *
+ * Redis' guarantee, which these iterators keep: a key present for the whole iteration is
+ * returned at least once; a key may be returned more than once (during a rehash, after a
+ * reconnect, and when a node's pass restarts on its replacement after a failover).
+ */
+import type { ReplySink } from './future.js';
+import type { CommandTarget } from './target.js';
+import type { Connection } from './connection.js';
+import { encodeCommand, type Encoded } from './protocol/encoder.js';
+import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from './errors.js';
+
+export interface ScanOptions {
+  /** Glob-style pattern (SCAN ... MATCH). */
+  match?: string;
+  /**
+   * How many elements the server looks at per call (SCAN ... COUNT). Default 1000: Redis'
+   * own default of 10 costs a round trip per 10 keys.
+   */
+  count?: number;
+  /** Only keys of this type: string, list, set, zset, hash, stream (SCAN ... TYPE; SCAN only). */
+  type?: string;
+  /** Yield Buffers instead of strings (binary keys and values). */
+  returnBuffers?: boolean;
+}
+
+/** What a SCAN over many servers needs from a cluster or a shard set. */
+interface FanOutTarget extends CommandTarget {
+  readonly masterConnections: Connection[];
+  whenReady(): Promise<void>;
+  refresh?(): void;
+  readonly nodes?: ReadonlyArray<{ address: string; role: string; slots: Array<[number, number]> }>;
+}
+
+const DEFAULT_COUNT = 1000;
+/** How long a node may stay unreachable before the iteration gives up with its error. */
+const RETRY_FOR_MS = 30_000;
+const RETRY_EVERY_MS = 250;
+
+/** A sink that settles a Promise and is never reported as unobserved. */
+class ScanSink implements ReplySink {
+  settled = false;
+  deadline: number;
+  constructor(readonly command: string, readonly returnBuffers: boolean, timeoutMs: number,
+    private readonly resolve: (r: unknown) => void, private readonly reject: (e: Error) => void) {
+    this.deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
+  }
+  resolveReply(reply: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(reply);
+  }
+  rejectReply(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+}
+
+type Reply = [cursor: string, items: unknown[]];
+
+function send(target: CommandTarget, args: string[], returnBuffers: boolean): Promise<Reply> {
+  const p = new Promise<unknown>((resolve, reject) => {
+    const encoded = encodeCommand(args[0]!, args, 1) as Encoded;
+    target.submit(encoded, new ScanSink(args[0]!, returnBuffers, target.commandTimeout, resolve, reject), args[0]!, args, 1);
+  }).then((reply) => {
+    if (!Array.isArray(reply) || reply.length !== 2 || !Array.isArray(reply[1])) {
+      throw new ReplyError(`ERR ${args[0]} returned an unexpected reply`, args[0]!);
+    }
+    return [String(reply[0]), reply[1]] as Reply;
+  });
+  // A reply fetched ahead may never be awaited (the consumer stopped): not an unhandled rejection.
+  p.catch(() => {});
+  return p;
+}
+
+/** Errors after which the same cursor (or a restart on the node's replacement) may succeed. */
+function isRetryable(err: unknown): boolean {
+  return err instanceof ConnectionClosedError || err instanceof TimeoutError
+    || (err instanceof ReplyError && (err.code === 'LOADING' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN' || err.code === 'MASTERDOWN'))
+    // A connection closed under us (a cluster retired a failed master's): the caller decides.
+    || err instanceof ClientStateError;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function checkOptions(what: string, o: ScanOptions | undefined, allowType: boolean): Required<Pick<ScanOptions, 'count' | 'returnBuffers'>> & ScanOptions {
+  if (o !== undefined && (o === null || typeof o !== 'object')) throw new TypeError(`${what}: options must be an object like { match: 'user:*', count: 1000 }`);
+  const opts = o ?? {};
+  for (const k of Object.keys(opts)) {
+    if (k !== 'match' && k !== 'count' && k !== 'returnBuffers' && !(allowType && k === 'type')) {
+      throw new TypeError(`${what}: unknown option "${k}" (known: match, count${allowType ? ', type' : ''}, returnBuffers)`);
+    }
+  }
+  if (opts.match !== undefined && (typeof opts.match !== 'string' || opts.match === '')) throw new TypeError(`${what}: match must be a non-empty glob pattern string`);
+  if (opts.type !== undefined && (typeof opts.type !== 'string' || opts.type === '')) throw new TypeError(`${what}: type must be a type name such as 'string' or 'hash'`);
+  const count = opts.count ?? DEFAULT_COUNT;
+  if (!Number.isInteger(count) || count < 1) throw new TypeError(`${what}: count must be a positive integer, got ${String(opts.count)}`);
+  if (opts.returnBuffers !== undefined && typeof opts.returnBuffers !== 'boolean') throw new TypeError(`${what}: returnBuffers must be a boolean`);
+  return { ...opts, count, returnBuffers: opts.returnBuffers ?? false };
+}
+
+function tailArgs(o: ScanOptions & { count: number }): string[] {
+  const out: string[] = [];
+  if (o.match !== undefined) out.push('MATCH', o.match);
+  out.push('COUNT', String(o.count));
+  if (o.type !== undefined) out.push('TYPE', o.type);
+  return out;
+}
+
+/**
+ * The async iterable scan() and friends return: `for await (const x of it)` yields items one
+ * by one; `it.batches()` yields each server reply's items as an array (cheaper per item).
+ */
+export class ScanIterator<T> implements AsyncIterableIterator<T> {
+  private buf: unknown[] = [];
+  private i = 0;
+  private readonly source: AsyncGenerator<unknown[], void, undefined>;
+  private readonly map: ((raw: unknown[], i: number) => T) | undefined;
+  private readonly step: number;
+  private started = false;
+
+  /** @internal */
+  constructor(source: AsyncGenerator<unknown[], void, undefined>, step = 1, map?: (raw: unknown[], i: number) => T) {
+    this.source = source;
+    this.step = step;
+    this.map = map;
+  }
+
+  async next(): Promise<IteratorResult<T, undefined>> {
+    this.started = true;
+    while (this.i >= this.buf.length) {
+      const r = await this.source.next();
+      if (r.done === true) return { done: true, value: undefined };
+      this.buf = r.value;
+      this.i = 0;
+    }
+    const i = this.i;
+    this.i += this.step;
+    return { done: false, value: this.map === undefined ? this.buf[i] as T : this.map(this.buf, i) };
+  }
+
+  async return(): Promise<IteratorResult<T, undefined>> {
+    await this.source.return();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Each server reply's items as one array, as it arrives (instead of item by item). */
+  async *batches(): AsyncGenerator<T[], void, undefined> {
+    if (this.started) throw new TypeError('batches(): this iterator was already read item by item; make a new one');
+    this.started = true;
+    for await (const raw of this.source) {
+      if (this.map === undefined) { yield raw as T[]; continue; }
+      const out: T[] = new Array(raw.length / this.step);
+      for (let i = 0, j = 0; i < raw.length; i += this.step, j++) out[j] = this.map(raw, i);
+      yield out;
+    }
+  }
+}
+
+/**
+ * One pass of a cursor over one target, the next call pipelined ahead of the consumer.
+ * `restart` is asked after a retryable failure: 'resume' keeps the cursor (same server),
+ * 'restart' starts again at 0 (another server), or it throws to give up.
+ */
+async function* cursorPass(
+  target: () => CommandTarget,
+  head: string[], tail: string[], returnBuffers: boolean,
+  afterFailure: (err: unknown, since: number) => Promise<'resume' | 'restart'>,
+): AsyncGenerator<unknown[], void, undefined> {
+  let cursor = '0';
+  let failingSince = 0;
+  let next = send(target(), [...head, cursor, ...tail], returnBuffers);
+  for (;;) {
+    let reply: Reply;
+    try {
+      reply = await next;
+      failingSince = 0;
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      if (failingSince === 0) failingSince = Date.now();
+      if (await afterFailure(err, failingSince) === 'restart') cursor = '0';
+      next = send(target(), [...head, cursor, ...tail], returnBuffers);
+      continue;
+    }
+    cursor = reply[0];
+    const done = cursor === '0';
+    if (!done) next = send(target(), [...head, cursor, ...tail], returnBuffers);
+    if (reply[1].length !== 0) yield reply[1];
+    if (done) return;
+  }
+}
+
+async function waitOrGiveUp(err: unknown, since: number): Promise<void> {
+  if (Date.now() - since > RETRY_FOR_MS) throw err;
+  await sleep(RETRY_EVERY_MS);
+}
+
+function isFanOut(target: CommandTarget): target is FanOutTarget {
+  return Array.isArray((target as Partial<FanOutTarget>).masterConnections) && typeof (target as Partial<FanOutTarget>).whenReady === 'function';
+}
+
+/** The address "host:port" of a connection (its address is "host:port/db"). */
+function hostPort(conn: Connection): string {
+  const slash = conn.address.lastIndexOf('/');
+  return slash === -1 ? conn.address : conn.address.slice(0, slash);
+}
+
+/** SCAN over the whole keyspace of a connection, or of every master of a cluster or shard set. */
+export function scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
+  const o = checkOptions('scan()', options, true);
+  const tail = tailArgs(o);
+  if (!isFanOut(target)) {
+    // One server: a reconnect keeps the cursor valid (it is the same server's keyspace).
+    return new ScanIterator(cursorPass(() => target, ['SCAN'], tail, o.returnBuffers, async (err, since) => {
+      if ((target as Partial<Connection>).state === 'closed') throw err;
+      await waitOrGiveUp(err, since);
+      return 'resume';
+    }));
+  }
+  return new ScanIterator(fanOut(target, tail, o.returnBuffers));
+}
+
+/**
+ * Every master, one after the other (sequential passes keep one SCAN in flight per iteration,
+ * and the pipelining ahead already hides the round trips). A master that fails for good
+ * mid-pass is replaced by the node that owns its first slot in the next map, where its pass
+ * restarts at cursor 0 (so its keys already seen may be seen again).
+ */
+async function* fanOut(target: FanOutTarget, tail: string[], returnBuffers: boolean): AsyncGenerator<unknown[], void, undefined> {
+  await target.whenReady();
+  const masters = target.masterConnections;
+  for (const first of masters) {
+    let conn = first;
+    // A slot of this master, to find its replacement after a failover (clusters only).
+    const slot = target.nodes?.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
+    yield* cursorPass(() => conn, ['SCAN'], tail, returnBuffers, async (err, since) => {
+      await waitOrGiveUp(err, since);
+      if (slot === undefined || target.refresh === undefined) {
+        if (conn.state === 'closed') throw err;
+        return 'resume';
+      }
+      target.refresh();
+      await sleep(RETRY_EVERY_MS); // let the refresh land
+      const owner = target.nodes?.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
+      const next = owner === undefined ? undefined : target.masterConnections.find((c) => hostPort(c) === owner.address);
+      if (next === undefined || next === conn) return 'resume';
+      conn = next;
+      return 'restart';
+    });
+  }
+}
+
+function keyScan<T>(what: string, target: CommandTarget, key: string | Buffer, options: ScanOptions | undefined, step: number, map?: (raw: unknown[], i: number) => T): ScanIterator<T> {
+  if (typeof key !== 'string' && !Buffer.isBuffer(key)) throw new TypeError(`${what}: key must be a string or a Buffer, got ${key === null ? 'null' : typeof key}`);
+  const o = checkOptions(`${what}()`, options, false);
+  // Through the target, so a cluster routes it by key (and follows MOVED). After a connection
+  // failure the pass restarts at 0: the key may now live on another server.
+  const head = [what.toUpperCase(), key as string];
+  return new ScanIterator(cursorPass(() => target, head, tailArgs(o), o.returnBuffers, async (err, since) => {
+    if ((target as Partial<Connection>).state === 'closed') throw err;
+    await waitOrGiveUp(err, since);
+    return 'restart';
+  }), step, map);
+}
+
+/** HSCAN: [field, value] pairs of a hash. */
+export function hscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<[string | Buffer, string | Buffer]> {
+  return keyScan('hscan', target, key, options, 2, (raw, i) => [raw[i] as string, raw[i + 1] as string]);
+}
+
+/** SSCAN: members of a set. */
+export function sscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<string | Buffer> {
+  return keyScan('sscan', target, key, options, 1);
+}
+
+function toScore(s: unknown): number {
+  const t = String(s);
+  return t === 'inf' ? Infinity : t === '-inf' ? -Infinity : Number(t);
+}
+
+/** ZSCAN: [member, score] pairs of a sorted set (scores as numbers). */
+export function zscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<[string | Buffer, number]> {
+  return keyScan('zscan', target, key, options, 2, (raw, i) => [raw[i] as string, toScore(raw[i + 1])]);
+}

@@ -1,0 +1,84 @@
+// Pub/sub on a real Redis Cluster: channels on any node (the cluster broadcasts), sharded
+// channels on the owner of their slot, following a slot migration and a failover by themselves.
+import { expect } from 'chai';
+import { EventLoop, keySlot, type Cluster, type Subscription } from '../lib/index.js';
+import { startCluster, type RedisCluster } from './support/index.js';
+import { within } from './reliability/helpers.js';
+
+function nextMessage(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {
+  return within(new Promise<unknown[]>((resolve) => sub.once(event, (...args: unknown[]) => resolve(args))), ms, `'${event}' on the subscription`);
+}
+
+describe('pub/sub on a cluster', function () {
+  this.timeout(180_000);
+  let cluster: RedisCluster;
+  let loop: EventLoop;
+  let c: Cluster;
+
+  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
+  after(() => cluster?.stop());
+  beforeEach(async () => {
+    loop = new EventLoop();
+    c = loop.cluster([cluster.seedUrl]);
+    await c.whenReady();
+  });
+  afterEach(async () => { await loop.close(); });
+
+  it('SUBSCRIBE on one node hears PUBLISH sent to any master', async () => {
+    const sub = loop.subscribe(c, ['news'], { patterns: ['n*'] });
+    const got: string[] = [];
+    sub.on('message', (_ch: string, m: string) => got.push(m));
+    sub.on('pmessage', (_p: string, _ch: string, m: string) => got.push(`p:${m}`));
+    await sub.ready;
+    for (const m of c.masterConnections) await loop.sendCommand(m, 'PUBLISH', 'news', m.address);
+    await within((async () => { while (got.length < 6) await new Promise((r) => setTimeout(r, 10)); })(), 10_000, 'six messages');
+    expect(got.filter((m) => !m.startsWith('p:')).sort()).to.deep.equal(c.masterConnections.map((m) => m.address).sort());
+    await sub.close();
+  });
+
+  it('sharded channels follow a slot migration and a failover, and receive again', async () => {
+    const channel = 'orders:{7}';
+    const other = 'other:{x}';
+    const sub = loop.subscribe(c, [], { sharded: [channel, other] });
+    const got: string[] = [];
+    sub.on('smessage', (ch: string, m: string) => got.push(`${ch}=${m}`));
+    await sub.ready;
+    expect(await loop.sendCommand(c, 'SPUBLISH', channel, 'one')).to.equal(1);
+    expect(await loop.sendCommand(c, 'SPUBLISH', other, 'o1')).to.equal(1);
+
+    // Move the channel's slot to another master: the server SUNSUBSCRIBEs us there.
+    const slot = keySlot(channel);
+    const owner = await cluster.nodeForSlot(slot);
+    const target = cluster.masters().find((m) => m !== owner && m.slots.every(([a, b]) => keySlot(other) < a || keySlot(other) > b))
+      ?? cluster.masters().find((m) => m !== owner)!;
+    const resubscribed = nextMessage(sub, 'resubscribed', 30_000);
+    await cluster.moveSlot(slot, target);
+    await resubscribed;
+    expect(await loop.sendCommand(c, 'SPUBLISH', channel, 'two')).to.equal(1);
+    expect(await loop.sendCommand(c, 'SPUBLISH', other, 'o2')).to.equal(1);
+
+    // Fail the new owner over to its replica.
+    const replica = cluster.replicasOf(await cluster.nodeForSlot(slot))[0]!;
+    await cluster.failover(replica);
+    // The subscription settles on the promoted node (by SUNSUBSCRIBE, by the new map, or both).
+    await within((async () => {
+      for (;;) {
+        const n = await loop.sendCommand(c, 'SPUBLISH', channel, 'probe');
+        const owners = c.nodes.filter((node) => node.role === 'master' && node.slots.some(([a, b]) => slot >= a && slot <= b));
+        if (n === 1 && owners[0]?.address === replica.address) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })(), 30_000, 'the channel to be subscribed on the promoted node');
+    expect(await loop.sendCommand(c, 'SPUBLISH', channel, 'three')).to.equal(1);
+    await within((async () => { while (!got.includes(`${channel}=three`)) await new Promise((r) => setTimeout(r, 10)); })(), 10_000, 'the message after the failover');
+    const mine = got.filter((m) => m.startsWith(channel) && !m.endsWith('probe'));
+    expect(mine).to.deep.equal([`${channel}=one`, `${channel}=two`, `${channel}=three`]);
+    expect(got.filter((m) => m.startsWith(other))).to.deep.equal([`${other}=o1`, `${other}=o2`]);
+    await sub.close();
+  });
+
+  it('a shard set takes sharded channels only', () => {
+    const shards = loop.shards([cluster.seedUrl]);
+    expect(() => loop.subscribe(shards, ['plain'])).to.throw(/only sharded channels/);
+  });
+});

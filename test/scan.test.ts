@@ -1,0 +1,178 @@
+// SCAN iterators: every key of a server or of every master of a real cluster, MATCH and TYPE
+// filters, HSCAN/SSCAN/ZSCAN, and a pass that continues on the promoted node after a failover.
+import { expect } from 'chai';
+import { EventLoop, type Cluster, type Connection } from '../lib/index.js';
+import { startCluster, startRedis, type RedisCluster, type RedisServer } from './support/index.js';
+import { within } from './reliability/helpers.js';
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe('SCAN iterators on a server', function () {
+  let server: RedisServer;
+  let loop: EventLoop;
+  let conn: Connection;
+
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+  beforeEach(async () => {
+    await server.command('FLUSHALL');
+    loop = new EventLoop();
+    conn = loop.connect(server.url);
+  });
+  afterEach(async () => { await loop.close(); });
+
+  it('returns every key, with MATCH and TYPE filters, item by item and in batches', async () => {
+    const n = 20_000;
+    const report = await loop.massInsert(conn, (function* () {
+      for (let i = 0; i < n; i++) yield ['SET', `s:${i}`, 'v'];
+      for (let i = 0; i < 500; i++) yield ['HSET', `h:${i}`, 'f', 'v'];
+      for (let i = 0; i < 300; i++) yield ['SADD', `set:${i}`, 'm'];
+    })());
+    expect(report.errors.count).to.equal(0);
+
+    const all = await collect(loop.scan(conn, { count: 500 }));
+    expect(new Set(all).size).to.equal(n + 800);
+
+    const matched = new Set(await collect(loop.scan(conn, { match: 'h:*' })));
+    expect(matched.size).to.equal(500);
+    for (let i = 0; i < 500; i++) expect(matched.has(`h:${i}`)).to.equal(true);
+
+    const sets = new Set(await collect(loop.scan(conn, { type: 'set', count: 100 })));
+    expect(sets.size).to.equal(300);
+    expect([...sets].every((k) => String(k).startsWith('set:'))).to.equal(true);
+
+    let batches = 0;
+    const fromBatches = new Set<string | Buffer>();
+    for await (const batch of loop.scan(conn, { match: 's:*', count: 1000 }).batches()) {
+      batches++;
+      for (const k of batch) fromBatches.add(k);
+    }
+    expect(fromBatches.size).to.equal(n);
+    expect(batches).to.be.greaterThan(1);
+  });
+
+  it('yields Buffers on request (binary keys)', async () => {
+    const keys = [Buffer.from([0xff, 0x00, 0x01]), Buffer.from([0xc3, 0x28]), Buffer.from('plain')];
+    for (const k of keys) await loop.sendCommand(conn, 'SET', k, 'v');
+    const seen = await collect(loop.scan(conn, { returnBuffers: true }));
+    expect(seen.every((k) => Buffer.isBuffer(k))).to.equal(true);
+    expect(seen.map((k) => (k as Buffer).toString('hex')).sort()).to.deep.equal(keys.map((k) => k.toString('hex')).sort());
+  });
+
+  it('HSCAN returns every field of a 100k-field hash with its value; SSCAN and ZSCAN likewise', async () => {
+    const fields = 100_000;
+    const report = await loop.massInsert(conn, (function* () {
+      for (let i = 0; i < fields; i += 1000) {
+        const cmd: string[] = ['HSET', 'big'];
+        for (let j = i; j < i + 1000; j++) cmd.push(`f${j}`, `v${j}`);
+        yield cmd;
+      }
+      const sadd: string[] = ['SADD', 'set'];
+      for (let j = 0; j < 5000; j++) sadd.push(`m${j}`);
+      yield sadd;
+      yield ['ZADD', 'z', '1.5', 'a', '-2', 'b', 'inf', 'c', '-inf', 'd'];
+    })());
+    expect(report.errors.count).to.equal(0);
+
+    const seen = new Map<string, string>();
+    for await (const [f, v] of loop.hscan(conn, 'big')) seen.set(String(f), String(v));
+    expect(seen.size).to.equal(fields);
+    for (let j = 0; j < fields; j += 997) expect(seen.get(`f${j}`)).to.equal(`v${j}`);
+
+    const matched = await collect(loop.hscan(conn, 'big', { match: 'f9999*' }));
+    expect(matched.map(([f]) => f).sort()).to.deep.equal(['f9999', 'f99990', 'f99991', 'f99992', 'f99993', 'f99994', 'f99995', 'f99996', 'f99997', 'f99998', 'f99999']);
+
+    expect(new Set(await collect(loop.sscan(conn, 'set', { count: 100 }))).size).to.equal(5000);
+    const z = new Map(await collect(loop.zscan(conn, 'z')));
+    expect(Object.fromEntries(z)).to.deep.equal({ a: 1.5, b: -2, c: Infinity, d: -Infinity });
+    expect(await collect(loop.hscan(conn, 'missing'))).to.deep.equal([]);
+  });
+
+  it('rejects bad input with clear errors, and passes server errors on', async () => {
+    expect(() => loop.scan(conn, { count: 0 })).to.throw(TypeError, /count must be a positive integer/);
+    expect(() => loop.scan(conn, { matc: 'x' } as never)).to.throw(TypeError, /unknown option "matc"/);
+    expect(() => loop.scan(conn, { match: 5 } as never)).to.throw(TypeError, /match must be/);
+    expect(() => loop.hscan(conn, 'h', { type: 'hash' } as never)).to.throw(TypeError, /unknown option "type"/);
+    expect(() => loop.hscan(conn, 5 as never)).to.throw(TypeError, /key must be a string or a Buffer/);
+    expect(() => loop.scan({} as never)).to.throw(TypeError, /target must be/);
+    await loop.sendCommand(conn, 'SET', 'str', 'v');
+    let err: Error | undefined;
+    try { await collect(loop.hscan(conn, 'str')); } catch (e) { err = e as Error; }
+    expect(err?.name).to.equal('ReplyError');
+    expect(err?.message).to.match(/WRONGTYPE/);
+  });
+
+  it('keeps its cursor across a reconnect of the connection and still sees every key', async () => {
+    const n = 5000;
+    await loop.massInsert(conn, (function* () { for (let i = 0; i < n; i++) yield ['SET', `k:${i}`, 'v']; })());
+    const seen = new Set<string | Buffer>();
+    let killed = false;
+    for await (const k of loop.scan(conn, { count: 50 })) {
+      seen.add(k);
+      if (!killed && seen.size === 1000) {
+        killed = true;
+        await server.command('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      }
+    }
+    expect(killed).to.equal(true);
+    expect(conn.stats.reconnects).to.be.greaterThan(0);
+    expect(seen.size).to.equal(n);
+  });
+});
+
+describe('SCAN iterators on a cluster', function () {
+  this.timeout(180_000);
+  let cluster: RedisCluster;
+  let loop: EventLoop;
+  let c: Cluster;
+
+  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
+  after(() => cluster?.stop());
+  beforeEach(async () => {
+    loop = new EventLoop();
+    c = loop.cluster([cluster.seedUrl]);
+    await c.whenReady();
+    await Promise.all(c.masterConnections.map((m) => loop.sendCommand(m, 'FLUSHALL')));
+  });
+  afterEach(async () => { await loop.close(); });
+
+  it('sees every one of 1M keys spread over 3 masters', async () => {
+    const n = 1_000_000;
+    const report = await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `key:${i}`, '1']; })());
+    expect(report.errors.count).to.equal(0);
+    const seen = new Set<string | Buffer>();
+    for await (const batch of loop.scan(c, { count: 1000 }).batches()) for (const k of batch) seen.add(k);
+    expect(seen.size).to.equal(n);
+    for (let i = 0; i < n; i += 9973) expect(seen.has(`key:${i}`)).to.equal(true);
+    // Sharded keyspace with a filter: every master is asked.
+    const matched = await collect(loop.scan(c, { match: 'key:99999*' }));
+    expect(new Set(matched).size).to.equal(11);
+  });
+
+  it('continues on the promoted replica when a master dies mid-pass (every key still seen)', async () => {
+    const n = 30_000;
+    const report = await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `fk:${i}`, '1']; })());
+    expect(report.errors.count).to.equal(0);
+    // Wait until the replicas have every key, so the promoted one has them too.
+    for (const m of cluster.masters()) await m.command('WAIT', 1, 5000);
+    // The first master scanned is the one to kill while its pass is under way.
+    const firstAddress = c.masterConnections[0]!.address.replace(/\/\d+$/, '');
+    const victim = cluster.masters().find((m) => m.address === firstAddress)!;
+    expect(victim, `a master at ${firstAddress}`).to.not.equal(undefined);
+    const seen = new Set<string | Buffer>();
+    let killing: Promise<unknown> | undefined;
+    for await (const k of loop.scan(c, { count: 20 })) {
+      seen.add(k);
+      if (killing === undefined && seen.size === 200) {
+        killing = cluster.killMaster(victim);
+      }
+    }
+    await within(killing!, 60_000, 'the failover');
+    expect(seen.size).to.equal(n);
+    await cluster.restartNode(victim);
+  });
+});
