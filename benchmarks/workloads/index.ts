@@ -3,11 +3,12 @@
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
 import { massInsertWorkload } from './massinsert.js';
+import { massInsertClusterWorkload, massInsertShardsWorkload } from './massinsert-cluster.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload];
+export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload, massInsertClusterWorkload, massInsertShardsWorkload];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];
