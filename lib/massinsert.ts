@@ -26,7 +26,9 @@ import { forEachRequest } from './protocol/requestargs.js';
 import { SlotRouter } from './cluster/router.js';
 import { Cluster } from './cluster/cluster.js';
 import { MAX_TIMER_MS } from './options.js';
-import { ClientStateError, RedloopError, ReplyError, RoutingError, TimeoutError } from './errors.js';
+import Denque from 'denque';
+import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from './errors.js';
+import { keySlot } from './cluster/slot.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
 export type MassInsertCommand = readonly Arg[];
@@ -310,6 +312,62 @@ class IndexedReply implements ReplySink {
 }
 
 /**
+ * One per node connection on a cluster or shard set: commands whose slot has a known owner go
+ * straight into that connection's FIFO with this as their shared sink, so a command costs no
+ * object of its own. Its FIFO entries settle in order, so a queue of source indices (and, on
+ * a cluster, of slots and bytes, to send a redirected command again) maps each back.
+ */
+class NodeTally implements ReplySink {
+  readonly command = 'massInsert';
+  readonly returnBuffers: boolean;
+  deadline = 0;
+  readonly settled = false;
+  /** index, then (cluster) slot and encoded, per command in this FIFO. */
+  private readonly queue = new Denque<unknown>();
+
+  constructor(private readonly tally: Tally, private readonly cluster: SlotRouter | undefined) {
+    this.returnBuffers = tally.returnBuffers;
+  }
+
+  push(index: number, slot: number, encoded: Encoded): void {
+    this.queue.push(index);
+    if (this.cluster !== undefined) {
+      this.queue.push(slot);
+      this.queue.push(encoded);
+    }
+  }
+
+  resolveReply(): void {
+    const q = this.queue;
+    q.shift();
+    if (this.cluster !== undefined) { q.shift(); q.shift(); }
+    this.tally.resolveReply();
+  }
+
+  rejectReply(err: Error): void {
+    const q = this.queue;
+    const index = q.shift() as number;
+    const cluster = this.cluster;
+    if (cluster !== undefined) {
+      const slot = q.shift() as number;
+      const encoded = q.shift() as Encoded;
+      if (mustReroute(err)) {
+        // The cluster sends it to the slot's owner and follows the redirection under its own sink.
+        cluster.submitToSlot(slot, encoded, new IndexedReply(this.tally, index));
+        return;
+      }
+    }
+    this.tally.rejectAt(index, err);
+  }
+}
+
+/** A reply or failure that means "not here": the cluster must send the command again. */
+function mustReroute(err: Error): boolean {
+  if (err instanceof ReplyError) return err.code === 'MOVED' || err.code === 'ASK' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN';
+  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+}
+
+/**
  * replies: 'off' on a cluster or shard set. CLIENT REPLY is the state of one connection, and a
  * router's connections are shared (and it would follow replies that never come), so each
  * master gets a connection of massInsert's own, and commands are routed to them by slot here.
@@ -371,7 +429,14 @@ class MassInsert {
   private lanes: Lanes | undefined;
   /** Most replies owed at once (maxInFlight, times the masters of a router). */
   private window: number;
+  /** Bytes encoded per turn: TURN_BYTES per connection, so each node's flush is as big as one connection's. */
+  private turnLimit = TURN_BYTES;
   private statsAtStart: { moved: number; ask: number; tryAgain: number } | undefined;
+  /** Replies on: the shared sink of each node connection commands went to. */
+  private readonly nodeTallies = new Map<Connection, NodeTally>();
+  /** The last node used, and its tally: consecutive commands often go to the same node. */
+  private lastConn: Connection | undefined;
+  private lastNodeTally: NodeTally | undefined;
   /** Commands handed to the target. */
   private sent = 0;
   /** Next source index. */
@@ -407,6 +472,7 @@ class MassInsert {
         await this.router.whenReady();
         const masters = this.router.masterConnections.length;
         this.window = this.maxInFlight * Math.max(1, masters);
+        this.turnLimit = TURN_BYTES * Math.max(1, masters);
         if (this.router instanceof Cluster) {
           const { moved, ask, tryAgain } = this.router.stats;
           this.statsAtStart = { moved, ask, tryAgain };
@@ -686,6 +752,27 @@ class MassInsert {
       this.sent++;
       return;
     }
+    if (key >= 0) {
+      const slot = keySlot(args[key]);
+      const conn = router.connectionForSlot(slot);
+      if (conn !== undefined) {
+        let node = conn === this.lastConn ? this.lastNodeTally! : this.nodeTallies.get(conn);
+        if (node === undefined) {
+          node = new NodeTally(tally, router instanceof Cluster ? router : undefined);
+          this.nodeTallies.set(conn, node);
+        }
+        this.lastConn = conn;
+        this.lastNodeTally = node;
+        node.push(index, slot, encoded);
+        tally.submitting = index;
+        conn.submit(encoded, node);
+        tally.submitting = -1;
+        if (tally.refused) tally.refused = false;
+        else this.sent++;
+        return;
+      }
+    }
+    // Split across slots, or no owner known yet: the router's own way, with a sink per command.
     tally.submitting = index;
     router.submit(encoded, new IndexedReply(tally, index), name, args, from);
     tally.submitting = -1;
@@ -696,7 +783,7 @@ class MassInsert {
   // ---------------------------------------------------------------- backpressure
 
   private hasRoomThisTurn(): boolean {
-    return this.turnBytes < TURN_BYTES && (this.off || this.sent - this.tally.done < this.window);
+    return this.turnBytes < this.turnLimit && (this.off || this.sent - this.tally.done < this.window);
   }
 
   /**

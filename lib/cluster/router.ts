@@ -49,6 +49,20 @@ export abstract class SlotRouter implements CommandTarget {
   abstract get masterConnections(): Connection[];
   /** The connection of the master (shard) that owns `key`'s slot. */
   abstract connectionFor(key: string | Buffer | number): Connection;
+  /**
+   * For features that write straight into nodes' FIFOs (massInsert): the master connection
+   * that owns `slot` in the current map, or undefined when none is known.
+   */
+  abstract connectionForSlot(slot: number): Connection | undefined;
+  /**
+   * Sends a command of a known slot through the router, as submit() would after finding the
+   * slot: a cluster follows MOVED / ASK and waits for a new owner under `sink`. For a command
+   * that came back from a node's FIFO redirected or unwritten.
+   */
+  submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
+    if (this.closed) sink.rejectReply(this.closedError(sink.command));
+    else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
+  }
 
   submit(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void {
     if (this.routable && this.parked.length === 0) {
