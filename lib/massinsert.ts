@@ -12,6 +12,13 @@
  * the target has room (`waitForRoom()`: its maxPending and maxBufferedBytes), so memory stays
  * flat however long the source is. When the promise resolves, every reply has been read: the
  * next command on the connection gets its own reply and the server holds none for it.
+ *
+ * On a cluster or shard set, each command's key is found with the router's command table
+ * (RESP input is decoded just enough for that) and the command goes straight into the FIFO of
+ * the master that owns the slot, with one shared sink per node (NodeTally) that maps its
+ * settlements back to source indices. What a node sends back redirected (MOVED, ASK) or
+ * never wrote is handed to the router, which follows it under a sink of its own. A command
+ * without a key is a failure at its index, never a guess.
  */
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
