@@ -12,6 +12,13 @@
  * the target has room (`waitForRoom()`: its maxPending and maxBufferedBytes), so memory stays
  * flat however long the source is. When the promise resolves, every reply has been read: the
  * next command on the connection gets its own reply and the server holds none for it.
+ *
+ * On a cluster or shard set, each command's key is found with the router's command table
+ * (RESP input is decoded just enough for that) and the command goes straight into the FIFO of
+ * the master that owns the slot, with one shared sink per node (NodeTally) that maps its
+ * settlements back to source indices. What a node sends back redirected (MOVED, ASK) or
+ * never wrote is handed to the router, which follows it under a sink of its own. A command
+ * without a key is a failure at its index, never a guess.
  */
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
@@ -22,8 +29,13 @@ import type { ReplySink } from './future.js';
 import type { CommandTarget } from './target.js';
 import { encodeCommand, encodedLength, type Arg, type Encoded } from './protocol/encoder.js';
 import { RespRequestFramer } from './protocol/requestframer.js';
+import { forEachRequest } from './protocol/requestargs.js';
+import { SlotRouter } from './cluster/router.js';
+import { Cluster } from './cluster/cluster.js';
 import { MAX_TIMER_MS } from './options.js';
-import { ClientStateError, RedloopError, ReplyError, TimeoutError } from './errors.js';
+import Denque from 'denque';
+import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from './errors.js';
+import { keySlot } from './cluster/slot.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
 export type MassInsertCommand = readonly Arg[];
@@ -57,7 +69,10 @@ export interface MassInsertOptions {
    * 'off': the commands run under CLIENT REPLY OFF on a connection of their own (opened with
    * the target's options, closed at the end), so the server sends no replies at all; an ECHO
    * marker after CLIENT REPLY ON tells when it has processed everything. Faster, but the
-   * server's errors are NOT reported (only bad arguments are). Needs a Connection target.
+   * server's errors are NOT reported (only bad arguments are). On a cluster or shard set,
+   * one such connection per master, and commands are routed by their key's slot by
+   * massInsert itself: no MOVED or ASK can be seen (there are no replies), so a slot that
+   * moves during such a load loses the commands sent to its old owner. Keep the cluster still.
    */
   replies?: 'on' | 'off';
   /** How many failures the report lists (the lowest command indices). Default 100. */
@@ -66,7 +81,11 @@ export interface MassInsertOptions {
   onProgress?: (progress: MassInsertProgress) => void;
   /** ms between progress calls. Default 250. */
   progressInterval?: number;
-  /** Most replies owed at once; the source is pulled again when 1/8 of them have arrived. Default 8192. */
+  /**
+   * Most replies owed at once; the source is pulled again when 1/8 of them have arrived.
+   * Default 8192. On a cluster or shard set, per master: the window is this times the number
+   * of masters, and each node's own limits (maxPending, maxBufferedBytes) hold as well.
+   */
   maxInFlight?: number;
   /**
    * ms to wait while replies are owed and none arrives (with replies: 'off', for the final
@@ -105,6 +124,12 @@ export interface MassInsertReport {
   replyMode: 'on' | 'off';
   /** RESP input: bytes read from the source. */
   bytesIn?: number;
+  /**
+   * Cluster targets: redirections followed during the load (each command was sent again to
+   * the node the reply named). These are the cluster's own counters, so commands that others
+   * sent on the same cluster meanwhile count too.
+   */
+  redirections?: { moved: number; ask: number; tryAgain: number };
 }
 
 /**
@@ -189,6 +214,23 @@ class Tally implements ReplySink {
     if (++this.done >= this.wakeAt) this.wake();
   }
 
+  /** A routed command's reply (each has its own IndexedReply, so the index comes with it). */
+  rejectAt(index: number, err: Error): void {
+    if (this.submitting === index) {
+      this.refused = true; // refused inside submit(): never sent, nothing owed
+      this.record(index, err);
+      return;
+    }
+    if (err instanceof ReplyError) this.replies++;
+    this.record(index, err);
+    if (++this.done >= this.wakeAt) this.wake();
+  }
+
+  /** A routed command that was never sent (no key, cross-slot...): its index is known. */
+  fail(index: number, err: Error): void {
+    this.record(index, err);
+  }
+
   /** A command that was not sent (bad arguments) or was refused. */
   skip(index: number, err: Error): void {
     this.skips.push(index);
@@ -253,6 +295,112 @@ class Tally implements ReplySink {
   }
 }
 
+/**
+ * One per command on a cluster or shard set: its replies come from several connections, and a
+ * redirected one comes late, so FIFO order says nothing about the index; the sink carries it.
+ * Only the commands in flight have one (the window bounds them).
+ */
+class IndexedReply implements ReplySink {
+  settled = false;
+  deadline = 0;
+  constructor(private readonly tally: Tally, private readonly index: number) {}
+  get command(): string { return 'massInsert'; }
+  get returnBuffers(): boolean { return this.tally.returnBuffers; }
+  resolveReply(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.tally.resolveReply();
+  }
+  rejectReply(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.tally.rejectAt(this.index, err);
+  }
+}
+
+/**
+ * One per node connection on a cluster or shard set: commands whose slot has a known owner go
+ * straight into that connection's FIFO with this as their shared sink, so a command costs no
+ * object of its own. Its FIFO entries settle in order, so a queue of source indices (and, on
+ * a cluster, of slots and bytes, to send a redirected command again) maps each back.
+ */
+class NodeTally implements ReplySink {
+  readonly command = 'massInsert';
+  readonly returnBuffers: boolean;
+  deadline = 0;
+  readonly settled = false;
+  /** index, then (cluster) slot and encoded, per command in this FIFO. */
+  private readonly queue = new Denque<unknown>();
+
+  constructor(private readonly tally: Tally, private readonly cluster: SlotRouter | undefined) {
+    this.returnBuffers = tally.returnBuffers;
+  }
+
+  push(index: number, slot: number, encoded: Encoded): void {
+    this.queue.push(index);
+    if (this.cluster !== undefined) {
+      this.queue.push(slot);
+      this.queue.push(encoded);
+    }
+  }
+
+  resolveReply(): void {
+    const q = this.queue;
+    q.shift();
+    if (this.cluster !== undefined) { q.shift(); q.shift(); }
+    this.tally.resolveReply();
+  }
+
+  rejectReply(err: Error): void {
+    const q = this.queue;
+    const index = q.shift() as number;
+    const cluster = this.cluster;
+    if (cluster !== undefined) {
+      const slot = q.shift() as number;
+      const encoded = q.shift() as Encoded;
+      if (mustReroute(err)) {
+        // The cluster sends it to the slot's owner and follows the redirection under its own sink.
+        cluster.submitToSlot(slot, encoded, new IndexedReply(this.tally, index));
+        return;
+      }
+    }
+    this.tally.rejectAt(index, err);
+  }
+}
+
+/** A reply or failure that means "not here": the cluster must send the command again. */
+function mustReroute(err: Error): boolean {
+  if (err instanceof ReplyError) return err.code === 'MOVED' || err.code === 'ASK' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN';
+  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+}
+
+/**
+ * replies: 'off' on a cluster or shard set. CLIENT REPLY is the state of one connection, and a
+ * router's connections are shared (and it would follow replies that never come), so each
+ * master gets a connection of massInsert's own, and commands are routed to them by slot here.
+ */
+class Lanes {
+  private readonly own = new Map<Connection, Connection>();
+  constructor(private readonly loop: EventLoop, private readonly router: SlotRouter) {}
+
+  async open(): Promise<void> {
+    for (const m of this.router.masterConnections) {
+      this.own.set(m, this.loop.connect({ ...m.resolvedOptions, reconnect: false, readOnly: false }));
+    }
+    await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
+    for (const c of this.connections) c.submitUnanswered(REPLY_OFF);
+  }
+
+  /** massInsert's connection to the master of `key`; undefined if that master is new since the start. */
+  laneFor(key: unknown): Connection | undefined {
+    return this.own.get(this.router.connectionFor(key as string | Buffer));
+  }
+
+  get connections(): Connection[] {
+    return [...this.own.values()];
+  }
+}
+
 /** The source failed; wraps its error so it is not mistaken for ours. */
 class SourceFailure {
   constructor(readonly error: Error) {}
@@ -282,6 +430,20 @@ class MassInsert {
   private conn: Connection | undefined;
   /** Where commands go: the target, or the dedicated connection with replies: 'off'. */
   private dest: CommandTarget;
+  /** The target when it is a cluster or shard set: commands are checked for a key, then routed. */
+  private readonly router: SlotRouter | undefined;
+  /** replies: 'off' on a router: massInsert's own connection per master. */
+  private lanes: Lanes | undefined;
+  /** Most replies owed at once (maxInFlight, times the masters of a router). */
+  private window: number;
+  /** Bytes encoded per turn: TURN_BYTES per connection, so each node's flush is as big as one connection's. */
+  private turnLimit = TURN_BYTES;
+  private statsAtStart: { moved: number; ask: number; tryAgain: number } | undefined;
+  /** Replies on: the shared sink of each node connection commands went to. */
+  private readonly nodeTallies = new Map<Connection, NodeTally>();
+  /** The last node used, and its tally: consecutive commands often go to the same node. */
+  private lastConn: Connection | undefined;
+  private lastNodeTally: NodeTally | undefined;
   /** Commands handed to the target. */
   private sent = 0;
   /** Next source index. */
@@ -304,13 +466,29 @@ class MassInsert {
     this.tally = new Tally(target.defaultReturnBuffers, options.maxErrors ?? DEFAULT_MAX_ERRORS);
     this.dest = target;
     this.conn = target instanceof Connection ? target : undefined;
+    this.router = target instanceof SlotRouter ? target : undefined;
+    this.window = this.maxInFlight;
   }
 
   async run(): Promise<MassInsertReport> {
     let stop: Error | undefined;
     let dedicated: Connection | undefined;
     try {
-      if (this.off) {
+      if (this.router !== undefined) {
+        // Keys are checked against the servers' command table before anything is sent.
+        await this.router.whenReady();
+        const masters = this.router.masterConnections.length;
+        this.window = this.maxInFlight * Math.max(1, masters);
+        this.turnLimit = TURN_BYTES * Math.max(1, masters);
+        if (this.router instanceof Cluster) {
+          const { moved, ask, tryAgain } = this.router.stats;
+          this.statsAtStart = { moved, ask, tryAgain };
+        }
+        if (this.off) {
+          this.lanes = new Lanes(this.loop, this.router);
+          await this.lanes.open();
+        }
+      } else if (this.off) {
         dedicated = this.loop.connect({ ...(this.target as Connection).resolvedOptions, reconnect: false });
         this.conn = dedicated;
         this.dest = dedicated;
@@ -322,6 +500,7 @@ class MassInsert {
       }
     } catch (err) {
       dedicated?.disconnect();
+      for (const c of this.lanes?.connections ?? []) c.disconnect();
       throw new MassInsertError(`massInsert: could not start: ${asError(err).message}`, this.report(), asError(err));
     }
 
@@ -340,9 +519,9 @@ class MassInsert {
       stop ??= asError(err);
     } finally {
       clearInterval(this.timer);
-      if (dedicated !== undefined) {
-        if (this.failure === undefined) await dedicated.close();
-        else dedicated.disconnect();
+      for (const own of dedicated !== undefined ? [dedicated] : this.lanes?.connections ?? []) {
+        if (this.failure === undefined) await own.close();
+        else own.disconnect();
       }
     }
     stop ??= this.failure;
@@ -364,6 +543,11 @@ class MassInsert {
       replyMode: this.off ? 'off' : 'on',
     };
     if (this.framer !== undefined) r.bytesIn = this.framer.bytesIn;
+    const before = this.statsAtStart;
+    if (before !== undefined) {
+      const now = (this.target as Cluster).stats;
+      r.redirections = { moved: now.moved - before.moved, ask: now.ask - before.ask, tryAgain: now.tryAgain - before.tryAgain };
+    }
     return r;
   }
 
@@ -490,6 +674,10 @@ class MassInsert {
       return;
     }
     this.turnBytes += typeof encoded === 'string' ? encoded.length : encodedLength(encoded);
+    if (this.router !== undefined) {
+      this.sendRouted(index, name, cmd, 1, encoded);
+      return;
+    }
     if (this.off) {
       this.conn!.submitUnanswered(encoded);
       this.sent++;
@@ -509,6 +697,12 @@ class MassInsert {
    * target, and a batch is only submitted while it is ready (its submit() then never refuses).
    */
   private async sendRaw(bytes: Buffer, count: number): Promise<void> {
+    if (this.router !== undefined) {
+      // Each command goes to its own node: decoded just enough to find its key, sent as it came.
+      this.turnBytes += bytes.length;
+      forEachRequest(bytes, count, this.sendRawRouted);
+      return;
+    }
     const conn = this.conn!;
     if (conn.state !== 'ready') await this.loop.sendCommand(conn, 'PING');
     this.turnBytes += bytes.length;
@@ -535,10 +729,68 @@ class MassInsert {
     }
   }
 
+  private readonly sendRawRouted = (command: Buffer, args: Buffer[]): void => {
+    this.sendRouted(this.index++, args[0]!.toString('latin1'), args, 1, [command]);
+  };
+
+  /**
+   * A command for a cluster or shard set. One without a key (or whose keys span slots where
+   * the command cannot be split) is an error at its index: sending it to some node would be a
+   * guess. The router finds the node, and on a cluster follows MOVED / ASK under the sink.
+   */
+  private sendRouted(index: number, name: string, args: ArrayLike<unknown>, from: number, encoded: Encoded): void {
+    const router = this.router!;
+    const tally = this.tally;
+    const key = router.keyOf(name, args, from);
+    if (typeof key !== 'number') {
+      tally.fail(index, key);
+      return;
+    }
+    const lanes = this.lanes;
+    if (lanes !== undefined) {
+      const lane = key >= 0 ? lanes.laneFor(args[key]) : undefined;
+      if (lane === undefined) {
+        tally.fail(index, new RoutingError(key < 0
+          ? `${name}: its keys span slots; with replies: 'off' a command is not split, send one command per slot`
+          : `${name}: the slot of its key moved to a master that was not in the cluster when the load began; with replies: 'off' it cannot be followed`));
+        return;
+      }
+      lane.submitUnanswered(encoded);
+      this.sent++;
+      return;
+    }
+    if (key >= 0) {
+      const slot = keySlot(args[key]);
+      const conn = router.connectionForSlot(slot);
+      if (conn !== undefined) {
+        let node = conn === this.lastConn ? this.lastNodeTally! : this.nodeTallies.get(conn);
+        if (node === undefined) {
+          node = new NodeTally(tally, router instanceof Cluster ? router : undefined);
+          this.nodeTallies.set(conn, node);
+        }
+        this.lastConn = conn;
+        this.lastNodeTally = node;
+        node.push(index, slot, encoded);
+        tally.submitting = index;
+        conn.submit(encoded, node);
+        tally.submitting = -1;
+        if (tally.refused) tally.refused = false;
+        else this.sent++;
+        return;
+      }
+    }
+    // Split across slots, or no owner known yet: the router's own way, with a sink per command.
+    tally.submitting = index;
+    router.submit(encoded, new IndexedReply(tally, index), name, args, from);
+    tally.submitting = -1;
+    if (tally.refused) tally.refused = false;
+    else this.sent++;
+  }
+
   // ---------------------------------------------------------------- backpressure
 
   private hasRoomThisTurn(): boolean {
-    return this.turnBytes < TURN_BYTES && (this.off || this.sent - this.tally.done < this.maxInFlight);
+    return this.turnBytes < this.turnLimit && (this.off || this.sent - this.tally.done < this.window);
   }
 
   /**
@@ -547,8 +799,8 @@ class MassInsert {
    */
   private async nextTurn(): Promise<void> {
     const tally = this.tally;
-    if (!this.off && this.sent - tally.done >= this.maxInFlight) {
-      await tally.waitUntil(this.sent - Math.floor(this.maxInFlight * REFILL_AT));
+    if (!this.off && this.sent - tally.done >= this.window) {
+      await tally.waitUntil(this.sent - Math.floor(this.window * REFILL_AT));
     } else {
       await nextMacrotask();
     }
@@ -557,6 +809,9 @@ class MassInsert {
     const conn = this.conn;
     if (conn !== undefined && conn.state === 'closed') {
       throw new ClientStateError(`connection to ${conn.address} is closed`);
+    }
+    for (const lane of this.lanes?.connections ?? []) {
+      if (lane.state === 'closed') throw new ClientStateError(`connection to ${lane.address} is closed`);
     }
     await this.dest.waitForRoom();
     tally.compact();
@@ -569,7 +824,11 @@ class MassInsert {
       await this.tally.waitUntil(this.sent);
       return;
     }
-    const conn = this.conn!;
+    await Promise.all(this.lanes !== undefined ? this.lanes.connections.map((c) => this.replyOn(c)) : [this.replyOn(this.conn!)]);
+  }
+
+  /** CLIENT REPLY ON then an ECHO marker: when its reply comes, the server has run everything before. */
+  private async replyOn(conn: Connection): Promise<void> {
     const marker = `redloop-massinsert-${randomBytes(8).toString('hex')}`;
     const timeout = this.options.timeout ?? 0;
     const on = this.loop.send(conn, ['CLIENT', 'REPLY', 'ON'], timeout > 0 ? { timeout } : undefined);
@@ -651,11 +910,13 @@ export async function massInsert(
     throw new TypeError(`massInsert: target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
   }
   if (target.loop !== loop) throw new TypeError('massInsert: target belongs to another EventLoop');
-  if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
-    if (!(target instanceof Connection)) throw new TypeError('massInsert: RESP input needs a Connection target (its commands are not decoded, so they cannot be routed)');
-  }
-  if (options.replies === 'off' && !(target instanceof Connection)) {
-    throw new TypeError("massInsert: replies: 'off' needs a Connection target (it opens a connection of its own with the same options)");
+  if (!(target instanceof Connection) && !(target instanceof SlotRouter)) {
+    if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
+      throw new TypeError('massInsert: RESP input needs a Connection, a cluster or a shard set as target');
+    }
+    if (options.replies === 'off') {
+      throw new TypeError("massInsert: replies: 'off' needs a Connection, a cluster or a shard set (it opens connections of its own with the same options)");
+    }
   }
   if (source === null || (typeof source !== 'object' && typeof source !== 'function') || typeof source === 'string') {
     throw new TypeError('massInsert: the source must be an iterable, an async iterable or a readable stream');

@@ -86,6 +86,10 @@ export class ShardSet extends SlotRouter {
     return this.shardOfSlot[keySlot(key)]!;
   }
 
+  connectionForSlot(slot: number): Connection {
+    return this.connections[this.shardOfSlot[slot]!]!;
+  }
+
   protected sendToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
     this.connections[this.shardOfSlot[slot]!]!.submit(encoded, sink);
   }

@@ -321,7 +321,7 @@ describe('loop.massInsert', function () {
       waitForRoom: () => conn.waitForRoom(),
     };
     await bad(loop.massInsert(router, new PassThrough()), /RESP input needs a Connection/);
-    await bad(loop.massInsert(router, [], { replies: 'off' }), /needs a Connection target/);
+    await bad(loop.massInsert(router, [], { replies: 'off' }), /needs a Connection, a cluster or a shard set/);
     expect(await loop.massInsert(conn, [])).to.include({ sent: 0, replies: 0 });
   });
 

@@ -3,13 +3,17 @@
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
 import { massInsertWorkload } from './massinsert.js';
+import { massInsertClusterWorkload, massInsertShardsWorkload } from './massinsert-cluster.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 import { pubsubWorkload } from './pubsub.js';
 import { scanWorkload } from './scan.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload, pubsubWorkload, scanWorkload];
+export const WORKLOADS: readonly Workload[] = [
+  pingPypredis, pingWindows, sunion, setget, massInsertWorkload, massInsertClusterWorkload, massInsertShardsWorkload,
+  pubsubWorkload, scanWorkload,
+];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];

@@ -31,7 +31,7 @@ function* keys(count: number): Generator<string> {
   for (let i = 0; i < count; i++) yield key(i);
 }
 
-function* setCommands(count: number): Generator<MassInsertCommand> {
+export function* setCommands(count: number): Generator<MassInsertCommand> {
   for (let i = 0; i < count; i++) yield ['SET', key(i), value(i)];
 }
 
@@ -80,7 +80,7 @@ process.on('exit', () => {
 });
 
 let redisCliFound: Promise<string | undefined> | undefined;
-function redisCliMissing(): Promise<string | undefined> {
+export function redisCliMissing(): Promise<string | undefined> {
   redisCliFound ??= execFileAsync('redis-cli', ['--version']).then(
     () => undefined,
     () => 'redis-cli not on PATH (Debian: apt-get install redis-tools)',
@@ -97,7 +97,7 @@ function redisCliArgs(e: Endpoint): string[] {
 }
 
 /** Runs redis-cli --pipe with the file as stdin; resolves to its summary counts. */
-function runRedisCliPipe(e: Endpoint, file: string): Promise<{ errors: number; replies: number }> {
+export function runRedisCliPipe(e: Endpoint, file: string): Promise<{ errors: number; replies: number }> {
   return new Promise((resolve, reject) => {
     const fd = fs.openSync(file, 'r');
     const child = spawn('redis-cli', [...redisCliArgs(e), '--pipe'], { stdio: [fd, 'pipe', 'pipe'] });

@@ -11,6 +11,7 @@ import { MassInsertError, type MassInsertProgress, type MassInsertReport, type M
 import { MAX_TIMER_MS, parseRedisUrl } from '../options.js';
 import { MalformedInputError } from '../protocol/requestframer.js';
 import { TextCommandReader } from './textformat.js';
+import type { CommandTarget } from '../target.js';
 
 export const PIPE_USAGE = `usage: redloop pipe [options] [file]
 
@@ -20,6 +21,13 @@ reply, and ends with "errors: N, replies: M". Reads stdin when no file (or "-") 
 options:
   --url <url>          redis://[user:pass@]host:port/db, rediss://... or unix:///path
                        (default: $REDIS_URL, else redis://127.0.0.1:6379)
+  --cluster <url>      a Redis Cluster, by the URL of any of its nodes: each command goes to
+                       the master that owns its key's slot, all masters loaded in parallel;
+                       MOVED/ASK during the load are followed (and counted on stderr)
+  --shards <url,...>   a client-side shard set of standalone servers (slots cut among them
+                       as redis-cli --cluster create would, in the order given)
+                       With --cluster or --shards, a command without a key (PING, FLUSHALL...)
+                       is a failed command: it has no node of its own.
   --format resp|text   resp (default): RESP arrays of bulk strings, what redis-cli --pipe reads;
                        text: one command per line, redis-cli quoting ("..." with \\n \\r \\t \\" \\\\ \\xHH,
                        '...'), blank lines skipped
@@ -37,6 +45,10 @@ exit status: 0 all commands succeeded; 1 some commands failed (error replies);
 
 interface PipeArgs {
   url: string;
+  /** --cluster: the seed URL. */
+  cluster: string | undefined;
+  /** --shards: the servers' URLs, in slot order. */
+  shards: string[] | undefined;
   format: 'resp' | 'text';
   timeoutMs: number;
   replies: 'on' | 'off';
@@ -58,6 +70,8 @@ export function parsePipeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
       strict: true,
       options: {
         url: { type: 'string' },
+        cluster: { type: 'string' },
+        shards: { type: 'string' },
         format: { type: 'string' },
         timeout: { type: 'string' },
         replies: { type: 'string' },
@@ -79,10 +93,17 @@ export function parsePipeArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   }
   const showErrors = Number(v['show-errors'] ?? '10');
   if (!Number.isInteger(showErrors) || showErrors < 0) throw new UsageError(`--show-errors must be a non-negative integer, got "${v['show-errors']}"`);
+  const targets = [v.url, v.cluster, v.shards].filter((t) => t !== undefined).length;
+  if (targets > 1) throw new UsageError('give one of --url, --cluster and --shards');
+  if (v.cluster !== undefined && v.cluster.trim() === '') throw new UsageError('--cluster needs the URL of a node of the cluster');
+  const shards = v.shards?.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (v.shards !== undefined && shards!.length === 0) throw new UsageError('--shards needs a comma-separated list of URLs, e.g. redis://a:6379,redis://b:6379');
   if (parsed.positionals.length > 1) throw new UsageError(`one input file at most, got ${parsed.positionals.length}`);
   const file = parsed.positionals[0];
   return {
     url: v.url ?? (env.REDIS_URL || 'redis://127.0.0.1:6379'),
+    cluster: v.cluster,
+    shards,
     format,
     timeoutMs: timeout * 1000,
     replies,
@@ -173,12 +194,23 @@ export async function runPipe(argv: string[]): Promise<number> {
   const loop = new EventLoop();
   let connectionError: Error | undefined;
   loop.on('error', (e) => { connectionError ??= e; });
-  let conn;
+  let target: CommandTarget;
+  const connectTimeout = args.timeoutMs > 0 ? args.timeoutMs : 10_000;
   try {
     // A command-line run fails fast: no reconnect, and a connect timeout from --timeout.
-    conn = loop.connect({ ...parseRedisUrl(args.url), reconnect: false, connectTimeout: args.timeoutMs > 0 ? args.timeoutMs : 10_000 });
+    if (args.cluster !== undefined) {
+      target = loop.cluster([args.cluster], { connectTimeout, clusterDownTimeout: connectTimeout });
+    } else if (args.shards !== undefined) {
+      const shards = loop.shards(args.shards.map((u) => ({ ...parseRedisUrl(u), reconnect: false, connectTimeout })));
+      // Every shard must answer before anything is sent: a load half applied to a set is worse than none.
+      await Promise.all(shards.connections.map((c) => loop.sendCommand(c, 'PING')));
+      target = shards;
+    } else {
+      target = loop.connect({ ...parseRedisUrl(args.url), reconnect: false, connectTimeout });
+    }
   } catch (e) {
     err.write(`redloop pipe: ${(e as Error).message}\n`);
+    loop.disconnect();
     return 2;
   }
 
@@ -188,7 +220,7 @@ export async function runPipe(argv: string[]): Promise<number> {
   let report: MassInsertReport;
   let failure: Error | undefined;
   try {
-    report = await loop.massInsert(conn, source, {
+    report = await loop.massInsert(target, source, {
       input: text !== undefined ? 'commands' : 'resp',
       replies: args.replies,
       timeout: args.timeoutMs,
@@ -221,6 +253,10 @@ export async function runPipe(argv: string[]): Promise<number> {
       const detail = connectionError !== undefined && !failure.message.includes(connectionError.message) ? ` (${connectionError.message})` : '';
       err.write(`redloop pipe: ${failure.message}${detail}\n`);
     }
+  }
+  const r = report.redirections;
+  if (r !== undefined && r.moved + r.ask + r.tryAgain > 0) {
+    err.write(`redloop pipe: redirections followed: ${r.moved} MOVED, ${r.ask} ASK, ${r.tryAgain} TRYAGAIN\n`);
   }
   if (report.replyMode === 'off') {
     err.write('redloop pipe: --replies off: the server sent no replies, so its errors are not counted\n');

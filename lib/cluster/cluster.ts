@@ -246,6 +246,11 @@ export class Cluster extends SlotRouter {
     return this.primary(owner.master);
   }
 
+  connectionForSlot(slot: number): Connection | undefined {
+    const owner = this.slots[slot];
+    return owner === undefined ? undefined : this.primary(owner.master);
+  }
+
   waitForRoom(): Promise<void> {
     const conns = [...this.nodeOfConn.keys()].filter((c) => c.state !== 'closed');
     return Promise.all(conns.map((c) => c.waitForRoom())).then(() => undefined);

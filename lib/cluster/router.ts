@@ -5,6 +5,7 @@
  * the slot map) is known wait here and go out in the order they were sent.
  */
 import Denque from 'denque';
+import type { Connection } from '../connection.js';
 import type { ReplySink } from '../future.js';
 import type { Encoded } from '../protocol/encoder.js';
 import type { CommandTarget } from '../target.js';
@@ -42,6 +43,26 @@ export abstract class SlotRouter implements CommandTarget {
   /** Sends a command that has no keys (or refuses it). */
   protected abstract sendKeyless(encoded: Encoded, sink: ReplySink, name: string): void;
   abstract waitForRoom(): Promise<void>;
+  /** Resolves once commands can be routed (command table, and for a cluster the slot map). */
+  abstract whenReady(): Promise<void>;
+  /** A connection to every master (every shard): for fan-out, and for features that open their own. */
+  abstract get masterConnections(): Connection[];
+  /** The connection of the master (shard) that owns `key`'s slot. */
+  abstract connectionFor(key: string | Buffer | number): Connection;
+  /**
+   * For features that write straight into nodes' FIFOs (massInsert): the master connection
+   * that owns `slot` in the current map, or undefined when none is known.
+   */
+  abstract connectionForSlot(slot: number): Connection | undefined;
+  /**
+   * Sends a command of a known slot through the router, as submit() would after finding the
+   * slot: a cluster follows MOVED / ASK and waits for a new owner under `sink`. For a command
+   * that came back from a node's FIFO redirected or unwritten.
+   */
+  submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
+    if (this.closed) sink.rejectReply(this.closedError(sink.command));
+    else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
+  }
 
   submit(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void {
     if (this.routable && this.parked.length === 0) {
@@ -127,6 +148,36 @@ export abstract class SlotRouter implements CommandTarget {
     }
     this.splitCount++;
     for (const part of splitBySlot(kind, name, args, keys, slots, sink)) this.sendToSlot(part.slot, part.encoded, part.sink, info.flags);
+  }
+
+  /**
+   * For features that must know where a command goes before sending it (massInsert: a keyless
+   * command in a load is an error, not a guess; with replies off it routes by hand): the index
+   * in `args` of the command's first key when all its keys hash to one slot; -1 when they span
+   * slots and the command may be split (MGET, MSET, DEL...); otherwise the RoutingError that
+   * says why it has no single place (keyless, unknown, refused, cross-slot). Needs the command
+   * table: call it after whenReady().
+   */
+  keyOf(name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
+    const table = this.table;
+    if (table === undefined) return new RoutingError(`${name}: this ${this.kind} does not know the server's commands yet; await whenReady() first`);
+    const info = table.lookup(name, args, from);
+    if (info === undefined) return new RoutingError(`${name}: not a command the servers of this ${this.kind} list, so its keys cannot be found`);
+    if (info.firstArgIsTheKey && args.length > from && (info.flags & CommandFlag.Blocking) === 0) return from;
+    const refusal = this.refusal(info, name, args, from);
+    if (refusal !== undefined) return refusal as RoutingError;
+    const keys = table.keyIndices(info, args, from);
+    if (keys.length === 0) {
+      return new RoutingError(`${name}: a command without keys has no node of its own on a ${this.kind}; send it to each node by hand (masterConnections)`);
+    }
+    const slot = keySlot(args[keys[0]!]);
+    for (let k = 1; k < keys.length; k++) {
+      if (keySlot(args[keys[k]!]) !== slot) {
+        return splitKind(name) !== undefined ? -1 : new RoutingError(
+          `${name.toUpperCase()}: its keys hash to different slots on this ${this.kind}; put them under one hash tag, e.g. {user:1}:a and {user:1}:b`);
+      }
+    }
+    return keys[0]!;
   }
 
   /** Why this command cannot go through a shared, routed connection, if it cannot. */
