@@ -6,8 +6,9 @@ import { massInsertWorkload } from './massinsert.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
+import { clusterBatchWorkload, multiWorkload } from './transactions.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload];
+export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload, multiWorkload, clusterBatchWorkload];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];
