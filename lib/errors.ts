@@ -75,3 +75,32 @@ export class ConfigError extends RedloopError {
 export class RoutingError extends RedloopError {
   override name = 'RoutingError';
 }
+
+/**
+ * EXEC answered EXECABORT: a command of the block was refused while it was queued (unknown
+ * command, wrong arity, OOM...), so nothing of the block ran. `queuedErrors` holds, at the
+ * position of each command of the block, the error the server gave it (undefined where the
+ * command was queued fine). Fix the command that failed and send the block again.
+ */
+export class ExecAbortError extends ReplyError {
+  override name = 'ExecAbortError';
+  readonly queuedErrors: ReadonlyArray<ReplyError | undefined>;
+  constructor(serverMessage: string, queuedErrors: ReadonlyArray<ReplyError | undefined>) {
+    const first = queuedErrors.findIndex((e) => e !== undefined);
+    super(first === -1 ? serverMessage : `${serverMessage} (command ${first} of the block, ${queuedErrors[first]!.command}: ${queuedErrors[first]!.message})`, 'EXEC');
+    this.queuedErrors = queuedErrors;
+  }
+}
+
+/**
+ * loop.transaction(): EXEC answered null (a WATCHed key changed) on every attempt, up to the
+ * limit. Raise maxAttempts, or shorten the time between WATCH and EXEC if keys are this hot.
+ */
+export class TransactionRetryError extends RedloopError {
+  override name = 'TransactionRetryError';
+  readonly attempts: number;
+  constructor(attempts: number) {
+    super(`transaction: a WATCHed key changed before EXEC on all ${attempts} attempts (maxAttempts); raise maxAttempts or keep the time between WATCH and EXEC short`);
+    this.attempts = attempts;
+  }
+}

@@ -15,6 +15,11 @@ import { Cluster, type ClusterOptions } from './cluster/cluster.js';
 import { ShardSet } from './shards.js';
 import { subscribe, type Channel, type Subscription, type SubscribeOptions } from './pubsub.js';
 import { hscan, scan, sscan, zscan, type ScanIterator, type ScanOptions } from './scan.js';
+import { multi, type BlockCommand, type MultiOptions } from './multi.js';
+import { batch } from './batch.js';
+import { script as makeScript, type Script } from './scripts.js';
+import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from './pool.js';
+import type { Settled } from './future.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -242,6 +247,48 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private checkScanTarget(target: CommandTarget): void {
     const bad = this.checkTarget(target);
     if (bad !== undefined) throw bad;
+  }
+
+  /**
+   * An atomic block: MULTI, `commands`, EXEC written contiguously on the target's connection
+   * (on a cluster or shard set all keys must share a slot). Resolves to EXEC's replies, server
+   * errors at their positions as ReplyError; rejects with ExecAbortError if one was refused.
+   */
+  multi(target: CommandTarget, commands: readonly BlockCommand[], options?: MultiOptions): Future<unknown[] | null> {
+    return multi(this, target, commands, options);
+  }
+
+  /**
+   * Sends every command at once (spread over the nodes of a cluster or shard set, in parallel)
+   * and resolves to one outcome per command, in order: { ok: true, value } or { ok: false, error }.
+   */
+  batch(target: CommandTarget, commands: ReadonlyArray<readonly [string, ...Arg[]]>): Promise<Settled[]> {
+    return batch(this, target, commands);
+  }
+
+  /**
+   * A Lua script object: script.run(target, keys, args) sends EVALSHA, and EVAL where the node
+   * answers NOSCRIPT; routed by its keys on a cluster or shard set.
+   */
+  script(source: string): Script {
+    return makeScript(this, source);
+  }
+
+  /**
+   * Optimistic locking: `fn` gets a dedicated connection (from a small pool per node) to the
+   * node that serves `key`; WATCH lives only there. When tx.exec() answers null (a WATCHed key
+   * changed) `fn` runs again, up to maxAttempts. The connection goes back clean.
+   */
+  transaction<T>(target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    return transaction(this, target, key, fn, options);
+  }
+
+  /**
+   * `fn` gets a dedicated connection (from the same pool) to the node that serves `key`: for
+   * blocking commands (BLPOP, XREAD BLOCK...) that would hold up a shared connection.
+   */
+  withConnection<T>(target: CommandTarget, key: Arg | null, fn: (conn: Connection) => T | Promise<T>, options?: LendOptions): Promise<T> {
+    return withConnection(this, target, key, fn, options);
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */

@@ -23,6 +23,9 @@ export interface ReplySink {
   rejectReply(err: Error): void;
 }
 
+/** One outcome of Future.allSettled / loop.batch. */
+export type Settled<T = unknown> = { ok: true; value: T } | { ok: false; error: Error };
+
 /** Where futures report rejections nobody was listening for (the EventLoop). */
 export interface UnobservedErrorSink {
   reportUnobserved(future: Future<unknown>): void;
@@ -133,6 +136,24 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
       else f.promise().then(() => group.settled(f), () => group.settled(f)); // in two groups at once
     }
     return group.deferred.promise;
+  }
+
+  /**
+   * Every outcome, in order, as values: never rejects because one failed (loop.batch). Uses
+   * only then(), so it works for any future (or promise) and stays apart from all()'s machinery.
+   */
+  static allSettled<T>(futures: readonly PromiseLike<T>[]): Promise<Settled<T>[]> {
+    return new Promise((resolve) => {
+      const out = new Array<Settled<T>>(futures.length);
+      let left = futures.length;
+      if (left === 0) resolve(out);
+      for (let i = 0; i < futures.length; i++) {
+        futures[i]!.then(
+          (value) => { out[i] = { ok: true, value }; if (--left === 0) resolve(out); },
+          (error: Error) => { out[i] = { ok: false, error }; if (--left === 0) resolve(out); },
+        );
+      }
+    });
   }
 
   get [Symbol.toStringTag](): string {

@@ -4,7 +4,7 @@ export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './eventl
 export { Connection } from './connection.js';
 export type { ConnectionState, ConnectionStats } from './connection.js';
 export { Future } from './future.js';
-export type { ReplySink } from './future.js';
+export type { ReplySink, Settled } from './future.js';
 export type { CommandTarget } from './target.js';
 export type { ConnectionOptions, ReconnectOptions } from './options.js';
 export { parseRedisUrl, Secret } from './options.js';
@@ -12,7 +12,7 @@ export type { Arg, Encoded } from './protocol/encoder.js';
 export { encodeCommand } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
-  ClientStateError, ConfigError, RoutingError,
+  ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
 } from './errors.js';
 export { Cluster } from './cluster/cluster.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './cluster/cluster.js';
@@ -29,3 +29,8 @@ export { ScanIterator } from './scan.js';
 export type { ScanOptions } from './scan.js';
 export { Subscription } from './pubsub.js';
 export type { Channel, PubSubMessage, SubscribeOptions } from './pubsub.js';
+export type { BlockCommand, MultiOptions } from './multi.js';
+export { Script } from './scripts.js';
+export type { ScriptRunOptions } from './scripts.js';
+export { Transaction } from './pool.js';
+export type { LendOptions, TransactionOptions } from './pool.js';

@@ -10,7 +10,7 @@ import type { Connection } from './connection.js';
 import type { ReplySink } from './future.js';
 import type { Encoded } from './protocol/encoder.js';
 import { RoutingError, TimeoutError } from './errors.js';
-import { SlotRouter } from './cluster/router.js';
+import { SlotRouter, type CommandBlock } from './cluster/router.js';
 import { CommandTable } from './cluster/commands.js';
 import { SLOT_COUNT, keySlot } from './cluster/slot.js';
 import { ask } from './cluster/ask.js';
@@ -92,6 +92,10 @@ export class ShardSet extends SlotRouter {
 
   protected sendToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
     this.connections[this.shardOfSlot[slot]!]!.submit(encoded, sink);
+  }
+
+  protected sendBlockToSlot(slot: number, block: CommandBlock, sink: ReplySink): void {
+    block.writeTo(this.connections[this.shardOfSlot[slot]!]!, sink);
   }
 
   protected sendKeyless(_encoded: Encoded, sink: ReplySink, name: string): void {

@@ -9,10 +9,11 @@ import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 import { pubsubWorkload } from './pubsub.js';
 import { scanWorkload } from './scan.js';
+import { clusterBatchWorkload, multiWorkload } from './transactions.js';
 
 export const WORKLOADS: readonly Workload[] = [
   pingPypredis, pingWindows, sunion, setget, massInsertWorkload, massInsertClusterWorkload, massInsertShardsWorkload,
-  pubsubWorkload, scanWorkload,
+  multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload,
 ];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {

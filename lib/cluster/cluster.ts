@@ -14,7 +14,7 @@ import type { ReplySink } from '../future.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions } from '../options.js';
 import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError } from '../errors.js';
-import { SlotRouter } from './router.js';
+import { SlotRouter, type CommandBlock } from './router.js';
 import { CommandFlag, CommandTable } from './commands.js';
 import { SLOT_COUNT, keySlot } from './slot.js';
 import { ask, IGNORED_REPLY } from './ask.js';
@@ -108,7 +108,9 @@ class ClusterSink implements ReplySink {
   redirections = 0;
   /** When this command first found no node able to run it (CLUSTERDOWN, node gone). */
   downSince = 0;
-  constructor(readonly cluster: Cluster, readonly user: ReplySink, readonly encoded: Encoded, readonly slot: number, readonly flags: number) {}
+  constructor(readonly cluster: Cluster, readonly user: ReplySink, readonly encoded: Encoded, readonly slot: number, readonly flags: number,
+    /** A MULTI block (loop.multi) goes, and follows redirections, whole: `encoded` is unused then. */
+    readonly block?: CommandBlock) {}
   get command(): string { return this.user.command; }
   get returnBuffers(): boolean { return this.user.returnBuffers; }
   get deadline(): number { return this.user.deadline; }
@@ -268,6 +270,19 @@ export class Cluster extends SlotRouter {
     this.connFor(owner, flags).submit(encoded, s);
   }
 
+  protected sendBlockToSlot(slot: number, block: CommandBlock, sink: ReplySink): void {
+    const s = new ClusterSink(this, sink, '', slot, 0, block); // flags 0: a block always goes to the master
+    const owner = this.slots[slot];
+    if (owner === undefined) this.waitForMap(s);
+    else this.write(this.primary(owner.master), s);
+  }
+
+  /** Writes a command (or a whole block) with its ClusterSink. */
+  private write(conn: Connection, s: ClusterSink): void {
+    if (s.block === undefined) conn.submit(s.encoded, s);
+    else s.block.writeTo(conn, s);
+  }
+
   protected sendKeyless(encoded: Encoded, sink: ReplySink): void {
     // Keyless commands (PING, INFO, SCRIPT LOAD...) go to one master, taken in turn.
     const node = this.masters[this.nextMaster++ % this.masters.length]!;
@@ -326,7 +341,7 @@ export class Cluster extends SlotRouter {
             this.counters.ask++;
             conn.submit(ASKING, IGNORED_REPLY); // contiguous with the command: nothing runs in between
           }
-          conn.submit(s.encoded, s);
+          this.write(conn, s);
           return;
         }
         case 'TRYAGAIN': {
@@ -381,7 +396,7 @@ export class Cluster extends SlotRouter {
     }
     const owner = this.slots[s.slot];
     if (owner === undefined) this.waitForMap(s);
-    else this.connFor(owner, s.flags).submit(s.encoded, s);
+    else this.write(this.connFor(owner, s.flags), s);
   }
 
   /** Parks a command until the next refresh of the map. */

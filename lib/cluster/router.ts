@@ -21,6 +21,18 @@ interface Parked {
   args: unknown[];
 }
 
+/**
+ * A block of commands (MULTI ... EXEC) that must reach one connection contiguously. The router
+ * does not look inside: the block writes itself, so a redirection can send it again whole.
+ */
+export interface CommandBlock {
+  /**
+   * Submits every command of the block to `conn` in one synchronous run (so nothing else lands
+   * in between), with a fresh collector that settles `outer` once, with the block's outcome.
+   */
+  writeTo(conn: { submit(encoded: Encoded, sink: ReplySink): void }, outer: ReplySink): void;
+}
+
 /** Commands that would leave state on a shared connection, or that need one of their own. */
 const CONNECTION_STATE = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SELECT', 'READONLY', 'READWRITE', 'ASKING', 'RESET', 'AUTH', 'HELLO', 'QUIT']);
 
@@ -62,6 +74,52 @@ export abstract class SlotRouter implements CommandTarget {
   submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError(sink.command));
     else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
+  }
+
+  /** Sends a block whose keys all hash to `slot` (see submitBlock). */
+  protected abstract sendBlockToSlot(slot: number, block: CommandBlock, sink: ReplySink): void;
+
+  /** True once blockSlot() can answer (the command table is known). */
+  get canRouteBlocks(): boolean {
+    return this.routable;
+  }
+
+  /**
+   * The one slot all keys of a block of commands (each [name, ...args]) hash to, checked before
+   * anything is written: a RoutingError if they span slots, if the block has no key, or if a
+   * command in it would change the connection's state. Only once canRouteBlocks is true.
+   */
+  blockSlot(commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
+    const table = this.table!;
+    let slot = -1;
+    for (let c = 0; c < commands.length; c++) {
+      const cmd = commands[c]!;
+      const name = String(cmd[0]);
+      const info = table.lookup(name, cmd, 1);
+      if (info === undefined) continue; // unknown to the server: it refuses it while queueing (EXECABORT)
+      if (CONNECTION_STATE.has(info.name.split('|')[0]!.toUpperCase())) {
+        return new RoutingError(`${name.toUpperCase()} (command ${c} of the block) cannot go inside a MULTI block; the block's MULTI and EXEC are added for you`);
+      }
+      for (const k of table.keyIndices(info, cmd, 1)) {
+        const s = keySlot(cmd[k]);
+        if (slot === -1) slot = s;
+        else if (s !== slot) {
+          return new RoutingError(`the keys of this block hash to different slots (${slot} and ${s}, command ${c}: ${name.toUpperCase()}) on this ${this.kind}; ` +
+            'a MULTI block runs on one node: put its keys under one hash tag, e.g. {user:1}:a and {user:1}:b');
+        }
+      }
+    }
+    if (slot === -1) return new RoutingError(`this block has no key, so it has no node on this ${this.kind}; send it to one connection (${this.kind === 'cluster' ? 'cluster' : 'shards'}.connectionFor(key) or masterConnections)`);
+    return slot;
+  }
+
+  /**
+   * Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
+   * the only way MULTI/EXEC pass a router: as one piece, never as separate routed commands.
+   */
+  submitBlock(slot: number, block: CommandBlock, sink: ReplySink): void {
+    if (this.closed) sink.rejectReply(this.closedError('MULTI'));
+    else this.sendBlockToSlot(slot, block, sink);
   }
 
   submit(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number): void {

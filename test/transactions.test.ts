@@ -1,0 +1,166 @@
+// Optimistic transactions (loop.transaction) and lent connections (loop.withConnection) on a
+// real server: WATCH only on the dedicated connection, retries on abort, clean returns, and a
+// pool that never grows past its limit.
+import { expect } from 'chai';
+import { EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
+import { lendingPool } from '../lib/pool.js';
+import { startRedis, type RedisServer } from './support/index.js';
+import { errorOf, outcome, within } from './reliability/helpers.js';
+
+/** The CLIENT LIST line of the connection whose CLIENT ID is `id`, as a map. */
+async function clientInfo(server: RedisServer, id: number): Promise<Map<string, string>> {
+  const line = ((await server.command('CLIENT', 'LIST', 'ID', id)) as string).trim();
+  return new Map(line.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
+describe('transactions and lent connections', function () {
+  let server: RedisServer;
+  let loop: EventLoop;
+  let conn: Connection;
+
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+  beforeEach(async () => {
+    await server.command('FLUSHALL');
+    loop = new EventLoop();
+    conn = loop.connect(server.url);
+  });
+  afterEach(async () => { await loop.close(); });
+
+  it('20 concurrent transactions incrementing one balance 50 times each end exactly at 1000; aborts are retried', async () => {
+    let runs = 0;
+    let aborts = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = 0; i < 50; i++) {
+        await loop.transaction(conn, 'balance', async (tx) => {
+          runs++;
+          if (tx.attempt > 1) aborts++;
+          await tx.send(['WATCH', 'balance']);
+          const balance = Number(await tx.send(['GET', 'balance']));
+          return tx.exec([['SET', 'balance', balance + 1]]);
+        }, { poolSize: 20, maxAttempts: 1000 });
+      }
+    };
+    await Promise.all(Array.from({ length: 20 }, worker));
+    expect(await server.command('GET', 'balance')).to.equal('1000');
+    expect(aborts).to.be.greaterThan(0); // 20 writers on one key: WATCH fired and was retried
+    expect(runs).to.equal(1000 + aborts);
+    const pool = await lendingPool(loop, conn, null);
+    expect(pool.peak).to.be.at.most(20);
+    expect(pool.size).to.be.at.most(20);
+  });
+
+  it('keeps WATCH off the shared connection: a block there runs while a transaction watches the same key', async () => {
+    let runs = 0;
+    const r = await loop.transaction(conn, 'k', async (tx) => {
+      runs++;
+      expect(tx.connection).to.not.equal(conn);
+      await tx.send(['WATCH', 'k']);
+      // Not aborted: the WATCH is not on the shared connection. But it fires the transaction's.
+      if (tx.attempt === 1) expect(await loop.multi(conn, [['SET', 'k', 'shared']])).to.deep.equal(['OK']);
+      return tx.exec([['GET', 'k']]);
+    });
+    expect(r).to.deep.equal(['shared']);
+    expect(runs).to.equal(2);
+  });
+
+  it('gives up with TransactionRetryError after maxAttempts aborts', async () => {
+    let runs = 0;
+    const err = errorOf(await outcome(loop.transaction(conn, 'hot', async (tx) => {
+      runs++;
+      await tx.send(['WATCH', 'hot']);
+      await server.command('INCR', 'hot'); // somebody else writes in between, every time
+      return tx.exec([['SET', 'hot', 'mine']]);
+    }, { maxAttempts: 3 })));
+    expect(err).to.be.instanceOf(TransactionRetryError);
+    expect(err.message).to.match(/maxAttempts/);
+    expect(runs).to.equal(3);
+    expect(await server.command('GET', 'hot')).to.equal('3');
+  });
+
+  it('a callback that throws leaves no WATCH and no open MULTI behind on the pooled connection', async () => {
+    let lent: Connection | undefined;
+    const thrown = errorOf(await outcome(loop.transaction(conn, 'w', async (tx) => {
+      lent = tx.connection;
+      await tx.send(['WATCH', 'w']);
+      throw new Error('callback failed');
+    }, { poolSize: 1 })));
+    expect(thrown.message).to.equal('callback failed');
+    await server.command('SET', 'w', 'changed'); // would fire a WATCH left behind
+    const id = await loop.withConnection(conn, null, async (c) => {
+      expect(c).to.equal(lent); // the same pooled connection
+      return loop.sendCommand(c, 'CLIENT', 'ID') as Promise<number>;
+    });
+    const info = await clientInfo(server, id);
+    expect(info.get('multi')).to.equal('-1');
+    expect(info.get('flags')).to.not.include('x');
+    expect(await loop.transaction(conn, 'w', (tx) => tx.exec([['SET', 'w', 'after']]))).to.deep.equal(['OK']);
+
+    // A MULTI opened by hand on a lent connection is DISCARDed when the callback throws.
+    await outcome(loop.withConnection(conn, null, async (c) => {
+      await loop.send(c, ['MULTI']);
+      await loop.send(c, ['SET', 'x', '1']);
+      throw new Error('half way');
+    }));
+    const after = await loop.withConnection(conn, null, async (c) => {
+      expect(c).to.equal(lent);
+      return [await loop.send(c, ['GET', 'x']), await clientInfo(server, Number(await loop.send(c, ['CLIENT', 'ID'])))] as const;
+    });
+    expect(after[0]).to.equal(null); // not QUEUED: no MULTI was open
+    expect(after[1].get('multi')).to.equal('-1');
+    expect(await server.command('EXISTS', 'x')).to.equal(0);
+  });
+
+  it('withConnection runs a blocking command without holding up the shared connection; the pool never grows past its limit', async () => {
+    let inside = 0;
+    let most = 0;
+    const pops = Array.from({ length: 12 }, (_, i) => loop.withConnection(conn, null, async (c) => {
+      inside++;
+      most = Math.max(most, inside);
+      try {
+        return await loop.send(c, ['BLPOP', `jobs:${i % 3}`, 0], { timeout: 0 });
+      } finally {
+        inside--;
+      }
+    }, { poolSize: 3 }));
+    // Three BLPOPs hold the three lent connections; the shared one answers meanwhile.
+    expect(await loop.sendCommand(conn, 'PING')).to.equal('PONG');
+    for (let i = 0; i < 12; i++) await loop.sendCommand(conn, 'RPUSH', `jobs:${i % 3}`, `job${i}`);
+    const got = (await Promise.all(pops)) as Array<[string, string]>;
+    expect(got.map((g) => g[1]).sort()).to.deep.equal(Array.from({ length: 12 }, (_, i) => `job${i}`).sort());
+    expect(most).to.equal(3);
+    const pool = await lendingPool(loop, conn, null);
+    expect(pool.limit).to.equal(3);
+    expect(pool.peak).to.equal(3);
+    expect(pool.size).to.be.at.most(3);
+    expect(loop.connections.length).to.be.at.most(4); // the shared one and at most three lent
+  });
+
+  it('destroys a lent connection that cannot be cleaned (a BLPOP still blocks it) and opens a fresh one', async () => {
+    let first: Connection | undefined;
+    const err = errorOf(await outcome(loop.withConnection(conn, null, async (c) => {
+      first = c;
+      loop.send(c, ['BLPOP', 'never', 0], { timeout: 0 }).then(() => {}, () => {});
+      throw new Error('gave up waiting');
+    }, { poolSize: 1 })));
+    expect(err.message).to.equal('gave up waiting');
+    await within(first!.whenClosed(), 10_000, 'the uncleanable connection to close'); // destroyed, not pooled
+    const second = await loop.withConnection(conn, null, async (c) => {
+      expect(c).to.not.equal(first);
+      return loop.sendCommand(c, 'PING');
+    });
+    expect(second).to.equal('PONG');
+    const pool = await lendingPool(loop, conn, null);
+    expect(pool.size).to.equal(1);
+  });
+
+  it('refuses MULTI/EXEC through tx.send, a bad callback and a bad pool size', async () => {
+    await loop.transaction(conn, 'k', async (tx) => {
+      const err = errorOf(await outcome(tx.send(['MULTI'])));
+      expect(err).to.be.instanceOf(TypeError);
+      expect(err.message).to.match(/tx\.exec/);
+    });
+    expect(errorOf(await outcome(loop.transaction(conn, 'k', 'x' as never)))).to.be.instanceOf(TypeError);
+    expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(TypeError);
+  });
+});

@@ -1,0 +1,123 @@
+// Atomic blocks, batches and scripts on a real Redis Cluster (one cluster for the suite).
+import { expect } from 'chai';
+import { EventLoop, ReplyError, RoutingError, type Cluster } from '../lib/index.js';
+import { startCluster, type RedisCluster } from './support/index.js';
+import { errorOf, outcome } from './reliability/helpers.js';
+
+describe('multi, batch and scripts on a cluster', function () {
+  let cluster: RedisCluster;
+  let loop: EventLoop;
+  let c: Cluster;
+
+  before(async function () {
+    this.timeout(120_000);
+    cluster = await startCluster({ masters: 3, replicasPerMaster: 1 });
+  });
+  after(async () => { await cluster?.stop(); });
+  beforeEach(async () => {
+    await Promise.all(cluster.masters().map((m) => m.command('FLUSHALL')));
+    loop = new EventLoop();
+    c = loop.cluster([cluster.seedUrl]);
+  });
+  afterEach(async () => { await loop.close(); });
+
+  it('runs a block on the master of its slot, and refuses one that spans slots before writing', async () => {
+    const r = await loop.multi(c, [['SET', '{acct:1}:a', '5'], ['INCRBY', '{acct:1}:a', '2'], ['GET', '{acct:1}:a']]);
+    expect(r).to.deep.equal(['OK', 7, '7']);
+    const owner = await cluster.masterOfKey('{acct:1}:a');
+    expect(await owner.command('GET', '{acct:1}:a')).to.equal('7');
+    const err = errorOf(await outcome(loop.multi(c, [['SET', 'a', '1'], ['SET', 'b', '1']])));
+    expect(err).to.be.instanceOf(RoutingError);
+    for (const m of cluster.masters()) expect(await m.command('DBSIZE')).to.equal(m === owner ? 1 : 0);
+  });
+
+  it('sends a block that met MOVED while queueing again, whole, to the new owner, and it runs once', async () => {
+    const key = '{moving}:n';
+    await loop.multi(c, [['INCR', key]]); // the client knows the current owner
+    const slot = await cluster.keySlot(key);
+    const from = await cluster.nodeForSlot(slot);
+    const to = cluster.masters().find((m) => m !== from)!;
+    await cluster.moveSlot(slot, to);
+    const movedBefore = c.stats.moved;
+    const r = await loop.multi(c, [['INCR', key], ['INCR', key], ['GET', key]]);
+    expect(r).to.deep.equal([2, 3, '3']); // ran once, after the redirection
+    expect(c.stats.moved).to.be.greaterThan(movedBefore);
+    expect(await to.command('GET', key)).to.equal('3');
+    expect(await from.command('CLUSTER', 'COUNTKEYSINSLOT', slot)).to.equal(0);
+  });
+
+  it('routes a script by its keys, FCALL too (through the key specs)', async () => {
+    const script = loop.script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    const keys = Array.from({ length: 30 }, (_, i) => `s:${i}`);
+    expect(await Promise.all(keys.map((k, i) => script.run(c, [k], [i + 1])))).to.deep.equal(keys.map((_, i) => i + 1));
+    const lib = "#!lua name=txlib\nredis.register_function('tx_set', function(keys, args) return redis.call('SET', keys[1], args[1]) end)";
+    for (const m of cluster.masters()) await m.command('FUNCTION', 'LOAD', 'REPLACE', lib);
+    const fkeys = Array.from({ length: 30 }, (_, i) => `f:${i}`);
+    expect(await Promise.all(fkeys.map((k) => loop.sendCommand(c, 'FCALL', 'tx_set', 1, k, `v-${k}`)))).to.deep.equal(fkeys.map(() => 'OK'));
+    for (const k of [...keys.slice(0, 6), ...fkeys.slice(0, 6)]) {
+      const owner = await cluster.masterOfKey(k);
+      expect(await owner.command('EXISTS', k), k).to.equal(1);
+    }
+    expect(c.stats.moved).to.equal(0); // every call went to the right node first time
+  });
+
+  it('runs a script again after a failover promoted a replica that never saw it', async () => {
+    const script = loop.script("return redis.call('INCR', KEYS[1])");
+    const key = '{script}:n';
+    expect(await script.run(c, [key])).to.equal(1);
+    const owner = await cluster.masterOfKey(key);
+    await cluster.failover(cluster.replicasOf(owner)[0]!);
+    const promoted = await cluster.masterOfKey(key);
+    expect(promoted).to.not.equal(owner);
+    await promoted.command('SCRIPT', 'FLUSH'); // whatever replication carried, the new master has no scripts
+    const before = script.noscripts;
+    const results: number[] = await Promise.all(Array.from({ length: 50 }, () => script.run(c, [key])));
+    expect([...results].sort((x, y) => x - y)).to.deep.equal(Array.from({ length: 50 }, (_, i) => i + 2)); // each ran once
+    expect(script.noscripts).to.be.greaterThan(before);
+    expect(await promoted.command('GET', key)).to.equal('51');
+  });
+
+  it('lends connections to the node of the key: transactions and a BLPOP on a cluster', async () => {
+    const key = '{acct:9}:balance';
+    await Promise.all(Array.from({ length: 5 }, async () => {
+      for (let i = 0; i < 10; i++) {
+        await loop.transaction(c, key, async (tx) => {
+          await tx.send(['WATCH', key]);
+          const n = Number(await tx.send(['GET', key]));
+          return tx.exec([['SET', key, n + 1]]);
+        }, { maxAttempts: 100 });
+      }
+    }));
+    const owner = await cluster.masterOfKey(key);
+    expect(await owner.command('GET', key)).to.equal('50');
+    const popped = loop.withConnection(c, '{acct:9}:jobs', (conn) => {
+      expect(conn.address).to.equal(`${owner.host}:${owner.port}/0`);
+      return loop.send(conn, ['BLPOP', '{acct:9}:jobs', 0], { timeout: 0 });
+    });
+    expect(await loop.sendCommand(c, 'RPUSH', '{acct:9}:jobs', 'j1')).to.equal(1);
+    expect(await popped).to.deep.equal(['{acct:9}:jobs', 'j1']);
+  });
+
+  it('batch: commands spread over every master in one go, a failing command in the middle is its own outcome', async () => {
+    await c.whenReady();
+    const commands: Array<[string, ...string[]]> = [];
+    for (let i = 0; i < 500; i++) commands.push(['SET', `key:${i}`, String(i)]);
+    commands.push(['HSET', 'key:3', 'f', 'v']); // WRONGTYPE, in the middle
+    for (let i = 0; i < 500; i++) commands.push(['INCR', `key:${i}`]);
+    const writesBefore = c.masterConnections.map((conn) => conn.stats.writes);
+    const outcomes = await loop.batch(c, commands);
+    expect(outcomes).to.have.length(1001);
+    expect(outcomes[500]!.ok).to.equal(false);
+    const err = (outcomes[500] as unknown as { error: ReplyError }).error;
+    expect(err).to.be.instanceOf(ReplyError);
+    expect(err.code).to.equal('WRONGTYPE');
+    for (let i = 0; i < 500; i++) {
+      expect(outcomes[i]).to.deep.equal({ ok: true, value: 'OK' });
+      expect(outcomes[501 + i]).to.deep.equal({ ok: true, value: i + 1 });
+    }
+    // Every master got its share, each in a single write.
+    const writes = c.masterConnections.map((conn, i) => conn.stats.writes - writesBefore[i]!);
+    expect(writes).to.deep.equal([1, 1, 1]);
+    for (const m of cluster.masters()) expect(await m.command('DBSIZE')).to.be.greaterThan(100);
+  });
+});
