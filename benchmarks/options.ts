@@ -30,7 +30,7 @@ the median ops/s with ratios to ioredis and to the raw floor. Writes JSON and SV
   --url URL         use this server instead (repeat for more shards; or REDIS_URLS="url url")
                     the bench writes set1, set2, k:* and key:* there and deletes them after
   --quick           1/10 of the counts and fewer repetitions (under a minute)
-  --only W[,W]      run only these workloads: ping, ping-window, sunion, setget, massinsert
+  --only W[,W]      run only these workloads: ping, ping-window, sunion, setget, massinsert, cluster
   --contestants C   run only these contestants (comma separated ids, e.g. redloop,ioredis-auto)
   --reps N          repetitions per contestant (default 3, --quick 2; short workloads do more)
   --scale F         multiply every count by F (e.g. 0.5)

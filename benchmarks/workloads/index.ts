@@ -2,12 +2,13 @@
 // A new workload (e.g. mass insertion with redis-cli --pipe as a contestant) is one more
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
+import { clusterSetget } from './cluster.js';
 import { massInsertWorkload } from './massinsert.js';
 import { pingPypredis, pingWindows } from './ping.js';
 import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 
-export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload];
+export const WORKLOADS: readonly Workload[] = [pingPypredis, pingWindows, sunion, setget, massInsertWorkload, clusterSetget];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
   if (!ids || ids.length === 0) return [...WORKLOADS];
