@@ -22,6 +22,20 @@ function keysOver(prefix: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}:${i}`);
 }
 
+/** Polls `check` every 50 ms until it is true; fails naming `what` after `ms` (and stops polling). */
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Until every replica is online in CLUSTER SHARDS (one at offset 0 is 'loading' and gets no reads). */
+function replicasOnline(rc: RedisCluster): Promise<void> {
+  return until(async () => !/loading/.test(JSON.stringify(await rc.masters()[0]!.command('CLUSTER', 'SHARDS'))), 10_000, 'every replica to be online in CLUSTER SHARDS');
+}
+
 interface WriterTally {
   acked: Int32Array;
   writtenRejected: Int32Array;
@@ -204,9 +218,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     const keys = keysOver('r', 300);
     await Future.all(keys.map((k) => loop.sendCommand(cluster, 'SET', k, k)));
     await Promise.all(rc.masters().map((m) => m.command('WAIT', 1, 2000)));
-    await within((async () => {
-      while (/loading/.test(JSON.stringify(await rc.nodes[0]!.command('CLUSTER', 'SHARDS')))) await new Promise((r) => setTimeout(r, 50));
-    })(), 10_000, 'every replica to be online in CLUSTER SHARDS');
+    await replicasOnline(rc);
     const reader = loop.cluster([rc.seedUrl], { readFrom: 'replica' });
     await reader.whenReady();
     await Promise.all(rc.nodes.filter((n) => n.isRunning).map((n) => n.command('CONFIG', 'RESETSTAT')));
@@ -239,20 +251,23 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(await loop.sendCommand(byTable, 'GET', 'nat:3')).to.equal('nat:3');
   });
 
-  it('closes every node connection on loop.close()', async () => {
-    const reader = loop.cluster([rc.seedUrl], { readFrom: 'replica' });
-    await Future.all(keysOver('c', 30).map((k) => loop.sendCommand(reader, 'GET', k)));
-    const conns = await Promise.all(rc.nodes.map(async (n) => (String(await n.command('CLIENT', 'LIST')).match(/^id=/gm) ?? []).length));
-    expect(conns.reduce((a, b) => a + b)).to.be.greaterThanOrEqual(6 + 6); // ours plus the harness's own
-    await loop.close();
-    const pending = loop.cluster.bind(loop);
-    expect(() => pending([rc.seedUrl])).to.throw(ClientStateError);
-    // Only the harness's CLIENT LIST connection remains on each node.
-    for (const n of rc.nodes) {
-      const list = String(await n.command('CLIENT', 'LIST')).split('\n').filter((l) => /^id=/.test(l) && !/flags=[^ ]*[SM]/.test(l));
-      expect(list, n.address).to.have.length(1);
+  it('closes every node connection on loop.close() and loop.disconnect()', async () => {
+    await loop.close(); // the suite's own cluster: only this test's connections remain
+    // Client connections on each node, the raw CLIENT LIST one included, replication links not.
+    const clients = () => Promise.all(rc.nodes.map(async (n) =>
+      String(await n.command('CLIENT', 'LIST')).split('\n').filter((l) => /^id=/.test(l) && !/flags=[^ ]*[SM]/.test(l)).length));
+    await replicasOnline(rc);
+    for (const end of ['close', 'disconnect'] as const) {
+      const own = new EventLoop();
+      const reader = own.cluster([rc.seedUrl], { readFrom: 'replica' });
+      await Future.all(keysOver('c', 30).flatMap((k) => [own.sendCommand(reader, 'GET', k), own.sendCommand(reader, 'SET', k, k)]));
+      for (const n of await clients()) expect(n, `${end}: before`).to.be.greaterThanOrEqual(2); // a master or a READONLY connection on every node
+      if (end === 'close') await own.close();
+      else own.disconnect();
+      await until(async () => (await clients()).every((n) => n === 1), 5000, `every connection of the cluster to end after ${end}()`);
+      expect(() => own.cluster([rc.seedUrl])).to.throw(ClientStateError);
+      expect(errorOf(await outcome(own.sendCommand(reader, 'GET', 'x')))).to.be.instanceOf(Error);
     }
-    expect(errorOf(await outcome(loop.sendCommand(reader, 'GET', 'x')))).to.be.instanceOf(Error);
   });
 
   it('follows MOVED after a slot is moved by hand, then goes straight to the new owner', async () => {
@@ -274,7 +289,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(replies.at(-1)).to.equal(want);
     expect(await to.command('GET', key)).to.equal(want);
     expect(cluster.stats.moved).to.be.greaterThan(0);
-    await within(new Promise<void>((r) => { const t = setInterval(() => { if (topo.length > 0) { clearInterval(t); r(); } }, 20); }), 5000, "the 'topology' event");
+    await until(async () => topo.length > 0, 5000, "the 'topology' event");
     expect(topo[0]).to.equal(cluster);
     expect(cluster.nodes.find((n) => n.address === to.address)!.slots.some(([a, b]) => slot >= a && slot <= b)).to.equal(true);
     const moved = cluster.stats.moved;
@@ -381,9 +396,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     // The writers keep sending; what they send to the victim now is written and never answered.
     await victim.command('CLIENT', 'PAUSE', 10_000, 'WRITE');
     const offset = Number(/master_repl_offset:(\d+)/.exec(String(await victim.command('INFO', 'replication')))![1]);
-    await within((async () => {
-      while (Number(/slave_repl_offset:(\d+)/.exec(String(await replica.command('INFO', 'replication')))![1]) < offset) await new Promise((r) => setTimeout(r, 20));
-    })(), 10_000, 'the replica to catch up');
+    await until(async () => Number(/slave_repl_offset:(\d+)/.exec(String(await replica.command('INFO', 'replication')))![1]) >= offset, 10_000, 'the replica to catch up');
     const promoted = await rc.killMaster(victim);
     const promotedAt = Date.now();
     // Commands sent after the promotion succeed.
@@ -423,10 +436,10 @@ describe('Redis Cluster with a password (loop.cluster)', function () {
   beforeEach(() => { loop = new EventLoop(); });
   afterEach(async () => { await loop.close(); });
 
-  it('works with the password in the seed URL or in the options', async () => {
+  it('works with the password in the seed URL or in the options (seed as a URL or as connection options)', async () => {
     const [a, b] = [rc.nodes[0]!, rc.nodes[1]!];
     const byUrl = loop.cluster([`redis://:s3cret@${a.address}`]);
-    const byOptions = loop.cluster([b.url], { password: 's3cret' });
+    const byOptions = loop.cluster([{ host: b.host, port: b.port }], { password: 's3cret' });
     const keys = keysOver('pw', 100);
     await Future.all(keys.map((k) => loop.sendCommand(byUrl, 'SET', k, k)));
     expect(await loop.sendCommand(byOptions, 'MGET', ...keys)).to.deep.equal(keys);
@@ -446,9 +459,7 @@ describe('Redis Cluster with a password (loop.cluster)', function () {
     victim.server.kill('SIGKILL');
     await victim.server.waitExit();
     // Until the others flag it failed they answer; then they answer CLUSTERDOWN.
-    await within((async () => {
-      while (!/cluster_state:fail/.test(String(await rc.nodes[0]!.command('CLUSTER', 'INFO')))) await new Promise((r) => setTimeout(r, 100));
-    })(), 15_000, 'the cluster to say it is down');
+    await until(async () => /cluster_state:fail/.test(String(await rc.nodes[0]!.command('CLUSTER', 'INFO'))), 15_000, 'the cluster to say it is down');
     const started = Date.now();
     const results = await within(Promise.all([...onVictim.slice(0, 20), ...elsewhere.slice(0, 20)].map((k) => outcome(loop.sendCommand(cluster, 'GET', k)))), 10_000, 'CLUSTERDOWN to give up');
     const took = Date.now() - started;
