@@ -31,7 +31,8 @@ the median ops/s with ratios to ioredis and to the raw floor. Writes JSON and SV
                     the bench writes set1, set2, k:* and key:* there and deletes them after
   --quick           1/10 of the counts and fewer repetitions (under a minute)
   --only W[,W]      run only these workloads: ping, ping-window, sunion, setget, massinsert,
-                    massinsert-cluster, massinsert-shards (3 masters; their own servers)
+                    massinsert-cluster, massinsert-shards, cluster, multi, cluster-batch, pubsub,
+                    scan (the cluster ones start their own 3 masters)
   --contestants C   run only these contestants (comma separated ids, e.g. redloop,ioredis-auto)
   --reps N          repetitions per contestant (default 3, --quick 2; short workloads do more)
   --scale F         multiply every count by F (e.g. 0.5)

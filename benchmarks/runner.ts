@@ -123,6 +123,18 @@ function describe(err: unknown): string {
 }
 
 export async function runWorkload(w: Workload, endpoints: readonly Endpoint[], opts: RunnerOptions, progress: Progress): Promise<WorkloadResult> {
+  if (!w.servers) return runOn(w, endpoints, opts, progress);
+  // A workload with servers of its own (a Redis Cluster) runs there, whatever was given.
+  progress.step(`${w.id}: starting its servers`);
+  const own = await w.servers();
+  try {
+    return await runOn(w, own.endpoints, opts, progress);
+  } finally {
+    await own.stop();
+  }
+}
+
+async function runOn(w: Workload, endpoints: readonly Endpoint[], opts: RunnerOptions, progress: Progress): Promise<WorkloadResult> {
   const count = workloadCount(w, opts);
   const reps = workloadReps(w, opts);
   const contestants = selectedContestants(w, opts.contestants);

@@ -87,6 +87,11 @@ export interface Workload {
   repsFactor?: number;
   /** Untimed: put the data the workload reads on every endpoint. */
   fill?(endpoints: readonly Endpoint[]): Promise<void>;
+  /**
+   * Untimed: servers of its own this workload runs on instead of the shared ones (a Redis
+   * Cluster, say), started before its first run and stopped after its last.
+   */
+  servers?(): Promise<{ endpoints: Endpoint[]; stop(): Promise<void> }>;
   /** Untimed: remove what the workload wrote (only on servers given by URL). */
   cleanup?(endpoints: readonly Endpoint[], count: number): Promise<void>;
   contestants: Contestant[];

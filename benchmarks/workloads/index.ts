@@ -2,6 +2,7 @@
 // A new workload (e.g. mass insertion with redis-cli --pipe as a contestant) is one more
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
+import { clusterSetget } from './cluster.js';
 import { massInsertWorkload } from './massinsert.js';
 import { massInsertClusterWorkload, massInsertShardsWorkload } from './massinsert-cluster.js';
 import { pingPypredis, pingWindows } from './ping.js';
@@ -12,8 +13,8 @@ import { scanWorkload } from './scan.js';
 import { clusterBatchWorkload, multiWorkload } from './transactions.js';
 
 export const WORKLOADS: readonly Workload[] = [
-  pingPypredis, pingWindows, sunion, setget, massInsertWorkload, massInsertClusterWorkload, massInsertShardsWorkload,
-  multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload,
+  pingPypredis, pingWindows, sunion, setget, clusterSetget, massInsertWorkload, massInsertClusterWorkload,
+  massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload,
 ];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {

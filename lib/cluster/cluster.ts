@@ -86,6 +86,10 @@ export interface ClusterStats {
 const ASKING = encodeCommand('ASKING', []) as string;
 /** How often the map is read again while a node this client uses is down. */
 const DOWN_POLL_MS = 250;
+/** How soon the map is read again while a replica reads could use is still syncing. */
+const REPLICA_POLL_MS = 1000;
+/** Longest a slot's new commands wait behind the old owner's in-flight ones (see fence()). */
+const FENCE_MS = 5000;
 
 class ClusterNode {
   conn: Connection | undefined;
@@ -145,6 +149,12 @@ export class Cluster extends SlotRouter {
   private refreshTimer: NodeJS.Timeout | undefined;
   private downTimer: NodeJS.Timeout | undefined;
   private waitingForMap: ClusterSink[] = [];
+  /**
+   * Slots whose owner changed while the old owner's connection may still hold commands for
+   * them: new commands for such a slot queue here until those have come back (see fence()).
+   */
+  private readonly fences = new Map<number, ClusterSink[]>();
+  private replicaTimer: NodeJS.Timeout | undefined;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private discoveryFailingSince = 0;
   private readonly counters: ClusterStats = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, refreshes: 0, split: 0 };
@@ -267,6 +277,13 @@ export class Cluster extends SlotRouter {
       this.waitForMap(s);
       return;
     }
+    if (this.fences.size !== 0) {
+      const held = this.fences.get(slot);
+      if (held !== undefined) {
+        held.push(s);
+        return;
+      }
+    }
     this.connFor(owner, flags).submit(encoded, s);
   }
 
@@ -333,8 +350,14 @@ export class Cluster extends SlotRouter {
           const conn = this.primary(node);
           if (err.code === 'MOVED') {
             this.counters.moved++;
-            // Learn the one slot now; the refresh learns the rest.
-            this.slots[to.slot] = { master: node, replicas: [] };
+            // Learn the one slot now; the refresh learns the rest. Commands for the slot sent
+            // from now on wait until the old owner has answered what it still holds, so they
+            // reach the new owner after the older ones this MOVED is the first of.
+            const old = this.slots[to.slot]?.master;
+            if (old !== node) {
+              if (old?.conn !== undefined) this.fence([to.slot], old.conn);
+              this.slots[to.slot] = { master: node, replicas: [] };
+            }
             if (!this.masters.includes(node)) this.masters.push(node);
             this.refresh();
           } else {
@@ -395,8 +418,39 @@ export class Cluster extends SlotRouter {
       return;
     }
     const owner = this.slots[s.slot];
-    if (owner === undefined) this.waitForMap(s);
+    if (owner === undefined) {
+      this.waitForMap(s);
+      return;
+    }
+    const held = this.fences.size !== 0 ? this.fences.get(s.slot) : undefined;
+    if (held !== undefined) held.push(s);
     else this.write(this.connFor(owner, s.flags), s);
+  }
+
+  /**
+   * Holds new commands for `slots` (whose owner just changed) until `old` has answered every
+   * command written to it before now: a PING queued behind them comes back after them, and
+   * by then each one that was redirected has been re-sent to the new owner, in order. So
+   * commands of one slot reach the new owner in the order they were first sent. Bounded by
+   * FENCE_MS; a connection that fails settles the PING at once.
+   */
+  private fence(slots: readonly number[], old: Connection): void {
+    if (old.state !== 'ready') return; // nothing in flight there that will come back as MOVED
+    const mine: number[] = [];
+    for (const slot of slots) {
+      if (this.fences.has(slot)) continue; // an earlier fence already holds it
+      this.fences.set(slot, []);
+      mine.push(slot);
+    }
+    if (mine.length === 0) return;
+    const release = () => {
+      for (const slot of mine) {
+        const held = this.fences.get(slot);
+        this.fences.delete(slot);
+        if (held !== undefined) for (const s of held) if (!s.user.settled) this.resend(s);
+      }
+    };
+    ask(old, ['PING'], FENCE_MS).then(release, release);
   }
 
   /** Parks a command until the next refresh of the map. */
@@ -486,6 +540,7 @@ export class Cluster extends SlotRouter {
     const slots: Array<SlotOwner | undefined> = new Array(SLOT_COUNT).fill(undefined);
     const masters: ClusterNode[] = [];
     const used = new Set<ClusterNode>();
+    let replicasSyncing = false;
     for (const shard of shards) {
       const master = this.nodeAt(shard.master);
       master.id = shard.master.id;
@@ -496,6 +551,7 @@ export class Cluster extends SlotRouter {
       used.add(master);
       const replicas: ClusterNode[] = [];
       for (const r of shard.replicas) {
+        if (r.health === 'loading') replicasSyncing = true;
         const node = this.nodeAt(r);
         node.id = r.id;
         node.role = 'replica';
@@ -507,9 +563,19 @@ export class Cluster extends SlotRouter {
       const owner: SlotOwner = { master, replicas };
       for (const [first, last] of shard.slots) slots.fill(owner, first, last + 1);
     }
+    // Slots that change hands: their new commands wait for the old owner's in-flight ones.
+    const moving = new Map<Connection, number[]>();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const before = this.slots[slot]?.master;
+      if (before === undefined || before === slots[slot]?.master || before.conn === undefined) continue;
+      const list = moving.get(before.conn);
+      if (list === undefined) moving.set(before.conn, [slot]);
+      else list.push(slot);
+    }
     this.slots = slots;
     this.masters = masters;
     this.discoveryFailingSince = 0;
+    for (const [conn, list] of moving) this.fence(list, conn);
 
     // Connections this map no longer uses close gracefully: what they have in flight is
     // answered (a demoted master answers MOVED, which is followed); what they still queue is
@@ -553,6 +619,14 @@ export class Cluster extends SlotRouter {
     this.waitingForMap = [];
     for (const s of waiting) this.resend(s);
     this.pollWhileDown();
+    // A replica still syncing is left out of reads; read the map again soon to add it.
+    if (replicasSyncing && this.readFrom !== 'master' && this.replicaTimer === undefined) {
+      this.replicaTimer = setTimeout(() => {
+        this.replicaTimer = undefined;
+        this.refresh();
+      }, REPLICA_POLL_MS);
+      this.replicaTimer.unref();
+    }
   }
 
   private retire(conn: Connection): void {
@@ -610,9 +684,12 @@ export class Cluster extends SlotRouter {
     this.closed = true;
     clearInterval(this.refreshTimer);
     clearTimeout(this.downTimer);
+    clearTimeout(this.replicaTimer);
     this.owner.off('close', this.onConnectionClose);
     this.rejectParked((name) => this.closedError(name));
     for (const s of this.waitingForMap.splice(0)) s.user.rejectReply(this.closedError(s.command));
+    for (const held of this.fences.values()) for (const s of held) if (!s.user.settled) s.user.rejectReply(this.closedError(s.command));
+    this.fences.clear();
     for (const w of this.readyWaiters.splice(0)) w.reject(new ClientStateError('this cluster was closed'));
   }
 
