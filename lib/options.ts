@@ -58,7 +58,8 @@ export interface ConnectionOptions {
    */
   url?: string;
   host?: string;
-  port?: number;
+  /** A number, or a string of digits (as in a URL or an environment variable). */
+  port?: number | string;
   /** Unix socket path (instead of host/port). */
   path?: string;
   /** ACL user name (Redis 6+); with `password`, AUTH username password. */
@@ -229,10 +230,13 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
       merged[k] = v;
     }
   }
+  // A port read from an environment variable is a string: digits are taken, as in a URL.
+  if (typeof merged.port === 'string' && /^\d{1,5}$/.test(merged.port)) merged.port = Number(merged.port);
   const r = merged as unknown as ResolvedOptions;
 
   check(typeof r.host === 'string' && r.host.length > 0, `host must be a non-empty string`);
-  check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536, `port must be an integer 1..65535, got ${String(r.port)}`);
+  check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536,
+    `port must be an integer 1..65535, got ${typeof r.port === 'string' ? `the string "${String(r.port).slice(0, 32)}"` : String(r.port)}`);
   check(r.path === undefined || (typeof r.path === 'string' && r.path.length > 0), 'path must be a non-empty string');
   check(r.username === undefined || typeof r.username === 'string', 'username must be a string');
   const password: unknown = merged.password;
