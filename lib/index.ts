@@ -20,3 +20,9 @@ export type {
 } from './massinsert.js';
 export { MalformedInputError, RespRequestFramer } from './protocol/requestframer.js';
 export type { FramedBatch } from './protocol/requestframer.js';
+// Types that the public classes' constructors and members use.
+export type { ResolvedOptions, ResolvedReconnect } from './options.js';
+export type { ConnectionOwner } from './connection.js';
+export type { UnobservedErrorSink } from './future.js';
+export type { ReplyHandler } from './protocol/decoder.js';
+export type { CheckedArgs, NotAnArg } from './args.js';
