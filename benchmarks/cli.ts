@@ -1,4 +1,4 @@
-// `redloop bench`: provision servers, run the selected workloads, print the table, write
+// `npm run bench`: provision servers, run the selected workloads, print the table, write
 // JSON and SVG. Exit status 1 when any contestant failed (a wrong reply is a bug, not a
 // slow run); missed performance targets are reported, not fatal.
 import os from 'node:os';
@@ -15,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     opts = parseBenchArgs(argv);
   } catch (err) {
-    process.stderr.write(`redloop bench: ${(err as Error).message}\n\n${USAGE}`);
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
   if (opts.help) {
@@ -26,7 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   const started = Date.now();
   const servers = await provision({ urls: opts.urls, shards: opts.shards });
   const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\nredloop bench: ${signal}, stopping servers\n`);
+    process.stderr.write(`\nbench: ${signal}, stopping servers\n`);
     void servers.stop().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       : `${servers.endpoints.length} server(s) given by URL`;
     const meta = collectMeta(opts, await redisVersion(servers.endpoints[0]!), where);
     if (!servers.owned) {
-      process.stderr.write('redloop bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
+      process.stderr.write('bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
     }
     progress.start(plannedRuns(workloads, opts));
     for (const w of workloads) {
@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const failed = record.workloads.flatMap((w) => w.contestants.filter((c) => c.error).map((c) => `${w.id}/${c.id}: ${c.error}`));
   if (failed.length > 0) {
-    process.stderr.write(`redloop bench: ${failed.length} contestant run(s) failed:\n  ${failed.join('\n  ')}\n`);
+    process.stderr.write(`bench: ${failed.length} contestant run(s) failed:\n  ${failed.join('\n  ')}\n`);
     return 1;
   }
   return 0;

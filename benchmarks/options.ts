@@ -1,4 +1,4 @@
-// Command-line arguments of `redloop bench`.
+// Command-line arguments of `npm run bench`.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ export interface BenchOptions {
   help: boolean;
 }
 
-export const USAGE = `usage: redloop bench [options]
+export const USAGE = `usage: npm run bench -- [options]     (or: node dist/benchmarks/main.js [options])
 
 Runs every workload against every contestant, interleaved, several repetitions, and prints
 the median ops/s with ratios to ioredis and to the raw floor. Writes JSON and SVG results.
