@@ -89,7 +89,14 @@ describe('benchmarks: every workload and contestant, tiny counts', function () {
   it('reports a table, targets and an SVG from those results', () => {
     const targets = evaluateTargets(WORKLOADS, results);
     expect(targets.map((t) => t.workload)).to.include.members(['ping', 'ping-window', 'sunion', 'setget']);
-    for (const t of targets) expect(t.status).to.be.oneOf(['pass', 'fail']);
+    for (const t of targets) {
+      // A target is judged when every contestant it compares ran; one skipped because a tool is
+      // missing here (redis-benchmark, redis-cli) leaves it 'n/a', and the table says why.
+      const result = results.find((r) => r.id === t.workload)!;
+      const skipped = result.contestants.filter((c) => c.skipped && [t.subject, ...t.versus].includes(c.id));
+      if (skipped.length === 0) expect(t.status, t.description).to.be.oneOf(['pass', 'fail']);
+      else expect(t.status, `${t.description}: ${skipped.map((c) => `${c.id} skipped (${c.skipped})`).join(', ')}`).to.equal('n/a');
+    }
     const text = formatReport(results, targets, 'header');
     for (const w of WORKLOADS) for (const c of w.contestants) expect(text).to.include(c.label);
     const svg = renderSvg(results, 'subtitle');
