@@ -4,26 +4,20 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
+import type * as TS from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 const CONSUMER = path.join(ROOT, 'test/fixtures/consumer.ts');
 
-const APP_OPTIONS: ts.CompilerOptions = {
-  strict: true,
-  exactOptionalPropertyTypes: true,
-  noEmit: true,
-  skipLibCheck: true,
-  target: ts.ScriptTarget.ES2022,
-  types: ['node'],
-  typeRoots: [path.join(ROOT, 'node_modules/@types')],
-};
-const NODENEXT = { ...APP_OPTIONS, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext };
-const BUNDLER = { ...APP_OPTIONS, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler };
+// The compiler is loaded by the first test that needs it, not with the other test files: it is
+// big, and the memory tests that run before these should not carry it.
+let ts: typeof import('typescript');
+let NODENEXT: TS.CompilerOptions;
+let BUNDLER: TS.CompilerOptions;
 
 /** Compiles `file` (plus, if given, `text` as its content without writing it) and returns the messages. */
-function compile(file: string, options: ts.CompilerOptions, text?: string): string[] {
+function compile(file: string, options: TS.CompilerOptions, text?: string): string[] {
   const host = ts.createCompilerHost(options);
   if (text !== undefined) {
     const { getSourceFile, fileExists, readFile } = host;
@@ -40,6 +34,21 @@ function compile(file: string, options: ts.CompilerOptions, text?: string): stri
 
 describe('public types', function () {
   this.timeout(30_000);
+
+  before(async () => {
+    ts = (await import('typescript')).default;
+    const app: TS.CompilerOptions = {
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      noEmit: true,
+      skipLibCheck: true,
+      target: ts.ScriptTarget.ES2022,
+      types: ['node'],
+      typeRoots: [path.join(ROOT, 'node_modules/@types')],
+    };
+    NODENEXT = { ...app, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext };
+    BUNDLER = { ...app, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler };
+  });
 
   it('an application compiles under strict + exactOptionalPropertyTypes, nodenext and bundler resolution', () => {
     // The fixture's @ts-expect-error lines fail the compile if those mistakes stop being errors.
@@ -61,11 +70,11 @@ describe('public types', function () {
   it('exports every type that a public signature uses', () => {
     const program = ts.createProgram([INDEX], NODENEXT);
     const checker = program.getTypeChecker();
-    const resolve = (s: ts.Symbol) => (s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s);
+    const resolve = (s: TS.Symbol) => (s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s);
     const exported = new Set(checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(INDEX)!)!).map(resolve));
     const libDir = path.dirname(INDEX) + path.sep;
     const missing = new Map<string, string>();
-    const visit = (node: ts.Node, where: string): void => {
+    const visit = (node: TS.Node, where: string): void => {
       const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
       const target = name && checker.getSymbolAtLocation(name);
       const sym = target && resolve(target);
