@@ -57,14 +57,16 @@ describe('public types', function () {
   });
 
   it('an array passed as one argument is an error that says to spread it', () => {
-    const snippet = (call: string) => `import { EventLoop } from 'redloop';\nconst loop = new EventLoop();\nconst conn = loop.connect({});\nconst keys: string[] = [];\n${call};\n`;
+    const calls = ["loop.sendCommand(conn, 'DEL', keys)", "loop.sendCommand(conn, 'DEL', 'a', keys, 'b')", "loop.send(conn, ['DEL', keys])"];
+    const text = `import { EventLoop } from 'redloop';\nconst loop = new EventLoop();\nconst conn = loop.connect({});\nconst keys: string[] = [];\n${calls.join(';\n')};\n`;
     const file = path.join(ROOT, 'test/fixtures/array-argument.ts'); // never written: served from memory
-    for (const call of ["loop.sendCommand(conn, 'DEL', keys)", "loop.sendCommand(conn, 'DEL', 'a', keys, 'b')", "loop.send(conn, ['DEL', keys])"]) {
-      const messages = compile(file, NODENEXT, snippet(call));
-      expect(messages, call).to.have.length(1);
-      expect(messages[0], call).to.include('an array is not one argument: spread it into separate arguments (...array)');
-      expect(messages[0], call).not.to.include('Uint8Array');
-    }
+    const messages = compile(file, NODENEXT, text);
+    expect(messages, messages.join('\n')).to.have.length(calls.length);
+    calls.forEach((call, i) => {
+      expect(messages[i], call).to.match(new RegExp(`^array-argument.ts:${5 + i}: `));
+      expect(messages[i], call).to.include('an array is not one argument: spread it into separate arguments (...array)');
+      expect(messages[i], call).not.to.include('Uint8Array');
+    });
   });
 
   it('exports every type that a public signature uses', () => {
