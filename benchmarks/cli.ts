@@ -1,9 +1,9 @@
-// `redloop bench`: provision servers, run the selected workloads, print the table, write
+// `npm run bench`: provision servers, run the selected workloads, print the table, write
 // JSON and SVG. Exit status 1 when any contestant failed (a wrong reply is a bug, not a
-// slow run); missed performance targets are reported, not fatal.
+// slow run); missed performance targets are reported, and fatal only with --check (or --publish).
 import os from 'node:os';
 import { parseBenchArgs, USAGE, type BenchOptions } from './options.js';
-import { createProgress } from './progress.js';
+import { createProgress, workloadLine } from './progress.js';
 import { evaluateTargets, formatReport } from './report.js';
 import { collectMeta, writeResults, type BenchRecord } from './results.js';
 import { plannedRuns, runWorkload, workloadCount, type WorkloadResult } from './runner.js';
@@ -15,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     opts = parseBenchArgs(argv);
   } catch (err) {
-    process.stderr.write(`redloop bench: ${(err as Error).message}\n\n${USAGE}`);
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
   if (opts.help) {
@@ -26,13 +26,16 @@ export async function main(argv: string[]): Promise<number> {
   const started = Date.now();
   const servers = await provision({ urls: opts.urls, shards: opts.shards });
   const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\nredloop bench: ${signal}, stopping servers\n`);
+    process.stderr.write(`\nbench: ${signal}, stopping servers\n`);
     void servers.stop().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const progress = createProgress();
+  // Watched on a terminal: a progress bar on stderr. Otherwise (CI, `| tee`): a line per workload,
+  // on stdout, or on stderr with --json (stdout is the JSON then).
+  const lines = process.stdout.isTTY ? undefined : opts.json ? (process.stderr.isTTY ? undefined : process.stderr) : process.stdout;
+  const progress = createProgress(process.stderr, lines === undefined && process.stderr.isTTY === true);
   const results: WorkloadResult[] = [];
   let record: BenchRecord;
   try {
@@ -41,11 +44,14 @@ export async function main(argv: string[]): Promise<number> {
       : `${servers.endpoints.length} server(s) given by URL`;
     const meta = collectMeta(opts, await redisVersion(servers.endpoints[0]!), where);
     if (!servers.owned) {
-      process.stderr.write('redloop bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
+      process.stderr.write('bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
     }
     progress.start(plannedRuns(workloads, opts));
-    for (const w of workloads) {
-      results.push(await runWorkload(w, servers.endpoints, opts, progress));
+    for (const [i, w] of workloads.entries()) {
+      const workloadStarted = Date.now();
+      const result = await runWorkload(w, servers.endpoints, opts, progress);
+      results.push(result);
+      lines?.write(`${workloadLine(result, i + 1, workloads.length, (Date.now() - workloadStarted) / 1000)}\n`);
       if (!servers.owned && w.cleanup) await w.cleanup(servers.endpoints, workloadCount(w, opts));
     }
     progress.stop();
@@ -59,14 +65,17 @@ export async function main(argv: string[]): Promise<number> {
     await servers.stop();
   }
 
-  const files = writeResults(record, opts);
+  const failed = record.workloads.flatMap((w) => w.contestants.filter((c) => c.error).map((c) => `${w.id}/${c.id}: ${c.error}`));
+  // A run where a contestant failed is not a chart to show: it is kept in runs/ only.
+  const publish = opts.publish && failed.length === 0;
+  const files = writeResults(record, { ...opts, publish });
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
   } else {
     const m = record.meta;
     const header = [
       `redloop bench ${opts.quick ? '--quick ' : ''}· ${m.date} · node ${m.node} · redis ${m.redis} · ${m.cpus}`,
-      `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'} · load average ${m.loadAverage.start} -> ${m.loadAverage.end}`,
+      `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'}${m.gitDirty ? ' (with uncommitted changes)' : ''} · load average ${m.loadAverage.start} -> ${m.loadAverage.end}`,
       // The start value is what others were doing; during the run the bench itself keeps ~2 busy.
       ...(m.loadAverage.start > os.cpus().length * 0.75
         ? ['warning: the machine was already busy when the run started; expect noisy numbers.'] : []),
@@ -75,10 +84,19 @@ export async function main(argv: string[]): Promise<number> {
     ].join('\n');
     process.stdout.write(`${formatReport(record.workloads, record.targets, header)}\nresults: ${files.join(', ')}\n`);
   }
-  const failed = record.workloads.flatMap((w) => w.contestants.filter((c) => c.error).map((c) => `${w.id}/${c.id}: ${c.error}`));
   if (failed.length > 0) {
-    process.stderr.write(`redloop bench: ${failed.length} contestant run(s) failed:\n  ${failed.join('\n  ')}\n`);
-    return 1;
+    process.stderr.write(`bench: ${failed.length} contestant run(s) failed:\n  ${failed.join('\n  ')}\n`);
   }
-  return 0;
+  if (opts.publish && !publish) process.stderr.write('bench: not published (--publish): a contestant failed\n');
+  if (publish) {
+    process.stderr.write('bench: wrote benchmarks/results/published.json and .svg, the copy the README shows: commit them (and the README table, from the figures above)\n');
+  }
+  const missed = opts.check ? record.targets.filter((t) => t.status !== 'pass') : [];
+  if (missed.length > 0) {
+    const why = (t: (typeof missed)[number]) => (t.status === 'fail'
+      ? `${t.ratio.toFixed(3)}x${t.against ? ` vs ${t.against}` : ''}, needs >= ${t.min}x`
+      : 'not judged: a contestant it compares did not run');
+    process.stderr.write(`bench --check: ${missed.length} target(s) missed:\n  ${missed.map((t) => `${t.description}: ${why(t)}`).join('\n  ')}\n`);
+  }
+  return failed.length > 0 || missed.length > 0 ? 1 : 0;
 }

@@ -1,10 +1,12 @@
-// Command-line arguments of `redloop bench`.
+// Command-line arguments of `npm run bench`.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** benchmarks/results in the source tree (this file runs from dist/benchmarks/). */
-export const DEFAULT_OUT_DIR = fileURLToPath(new URL('../../benchmarks/results/', import.meta.url));
+export const RESULTS_DIR = fileURLToPath(new URL('../../benchmarks/results/', import.meta.url));
+/** Where runs write by default: ignored by git, so that running the bench leaves the tree clean. */
+export const DEFAULT_OUT_DIR = path.join(RESULTS_DIR, 'runs');
 
 export interface BenchOptions {
   shards: number;
@@ -18,13 +20,19 @@ export interface BenchOptions {
   outDir: string;
   runTimeoutMs: number;
   json: boolean;
+  /** Also write the committed copy the README shows (benchmarks/results/published.*); implies check. */
+  publish: boolean;
+  /** Exit 1 when a target is missed or cannot be judged. */
+  check: boolean;
   help: boolean;
 }
 
-export const USAGE = `usage: redloop bench [options]
+export const USAGE = `usage: npm run bench -- [options]     (or: node dist/benchmarks/main.js [options])
 
 Runs every workload against every contestant, interleaved, several repetitions, and prints
-the median ops/s with ratios to ioredis and to the raw floor. Writes JSON and SVG results.
+the median ops/s with ratios to ioredis and to the raw floor, then the targets. Writes JSON and
+SVG results to benchmarks/results/runs/ (ignored by git). A full run takes about 3 minutes on
+2 cores; when stdout is not a terminal, one line is printed per finished workload.
 
   --shards N        start N throwaway redis-server processes (default 2)
   --url URL         use this server instead (repeat for more shards; or REDIS_URLS="url url")
@@ -37,7 +45,12 @@ the median ops/s with ratios to ioredis and to the raw floor. Writes JSON and SV
   --reps N          repetitions per contestant (default 3, --quick 2; short workloads do more)
   --scale F         multiply every count by F (e.g. 0.5)
   --no-warmup       skip the untimed warm-up run of each contestant
-  --out DIR         where to write results (default benchmarks/results)
+  --out DIR         where to write results (default benchmarks/results/runs, ignored by git)
+  --check           exit 1 when a target is missed or could not be judged (a contestant it
+                    compares did not run)
+  --publish         a full run only: also write benchmarks/results/published.json and .svg,
+                    the committed copy the README shows (date, commit and machine in it);
+                    implies --check
   --run-timeout S   give up on a run after S seconds (default 120)
   --json            print the JSON result on stdout instead of the table
   -h, --help        this text
@@ -59,6 +72,8 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       out: { type: 'string' },
       'run-timeout': { type: 'string' },
       json: { type: 'boolean' },
+      check: { type: 'boolean' },
+      publish: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -71,6 +86,11 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   };
   const list = (raw: string[] | undefined) => raw?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
   const urls = values.url ?? (env.REDIS_URLS ? env.REDIS_URLS.split(/[\s,]+/).filter(Boolean) : []);
+  const publish = values.publish ?? false;
+  if (publish) {
+    const partial = ['quick', 'only', 'contestants', 'scale', 'reps', 'no-warmup'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (partial.length > 0) throw new Error(`--publish needs a full run with the default settings, without ${partial.map((k) => `--${k}`).join(', ')}`);
+  }
   return {
     shards: positive('shards', values.shards, 2),
     urls,
@@ -83,6 +103,8 @@ export function parseBenchArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     outDir: values.out !== undefined ? path.resolve(values.out) : DEFAULT_OUT_DIR,
     runTimeoutMs: positive('run-timeout', values['run-timeout'], 120) * 1000,
     json: values.json ?? false,
+    publish,
+    check: publish || (values.check ?? false),
     help: values.help ?? false,
   };
 }

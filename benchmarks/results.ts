@@ -1,11 +1,12 @@
-// The JSON record of a run and where it is written: benchmarks/results/latest.{json,svg}
-// for a full run, quick.* for --quick, partial.* for a filtered or scaled one, and
-// a timestamped copy of each under results/tmp/ (ignored by git).
+// The JSON record of a run and where it is written. A run writes to benchmarks/results/runs/
+// (ignored by git): latest.{json,svg} for a full run, quick.* for --quick, partial.* for a
+// filtered or scaled one, and a timestamped copy of each. Only --publish writes the committed
+// copy the README shows, benchmarks/results/published.{json,svg}.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BenchOptions } from './options.js';
+import { RESULTS_DIR, type BenchOptions } from './options.js';
 import type { TargetResult } from './report.js';
 import type { WorkloadResult } from './runner.js';
 import { renderSvg } from './svg.js';
@@ -17,10 +18,12 @@ export interface BenchMeta {
   platform: string;
   cpus: string;
   gitCommit?: string;
+  /** Tracked files differed from that commit: the numbers are not quite the commit's. */
+  gitDirty?: boolean;
   servers: string;
   /** 1-minute load average when the run started and ended: other busy processes make noise. */
   loadAverage: { start: number; end?: number };
-  options: Omit<BenchOptions, 'urls' | 'outDir' | 'help' | 'json'>;
+  options: Omit<BenchOptions, 'urls' | 'outDir' | 'help' | 'json' | 'publish' | 'check'>;
   durationSeconds?: number;
 }
 
@@ -31,14 +34,17 @@ export interface BenchRecord {
 }
 
 export function collectMeta(opts: BenchOptions, redis: string, servers: string): BenchMeta {
-  let gitCommit: string | undefined;
-  try {
-    gitCommit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    gitCommit = undefined;
-  }
+  const git = (...args: string[]): string | undefined => {
+    try {
+      return execFileSync('git', args, { cwd: RESULTS_DIR, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const gitCommit = git('rev-parse', '--short', 'HEAD');
+  const status = gitCommit === undefined ? undefined : git('status', '--porcelain', '--untracked-files=no');
   const cpu = os.cpus();
-  const { urls: _u, outDir: _o, help: _h, json: _j, ...options } = opts;
+  const { urls: _u, outDir: _o, help: _h, json: _j, publish: _p, check: _c, ...options } = opts;
   return {
     date: new Date().toISOString(),
     node: process.version,
@@ -46,6 +52,7 @@ export function collectMeta(opts: BenchOptions, redis: string, servers: string):
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     cpus: `${cpu.length} x ${cpu[0]?.model ?? 'unknown'}`,
     gitCommit,
+    gitDirty: status === undefined ? undefined : status !== '',
     servers,
     loadAverage: { start: Math.round(os.loadavg()[0]! * 100) / 100 },
     options,
@@ -58,22 +65,35 @@ export function resultName(opts: BenchOptions): string {
   return opts.quick ? 'quick' : 'latest';
 }
 
-/** Write JSON and SVG; returns the paths written. */
+/** What the chart's subtitle says about the run: when, which commit, which machine. */
+export function describeRun(m: BenchMeta): string[] {
+  const commit = m.gitCommit === undefined ? 'commit unknown' : `commit ${m.gitCommit}${m.gitDirty ? ' with uncommitted changes' : ''}`;
+  return [
+    `${m.date.slice(0, 16).replace('T', ' ')} UTC · ${commit}${m.options.quick ? ' · --quick' : ''}${m.durationSeconds !== undefined ? ` · ${Math.round(m.durationSeconds)} s` : ''}`,
+    `${m.cpus} · ${m.platform} · node ${m.node} · redis ${m.redis} · ${m.servers}`,
+  ];
+}
+
+function jsonText(record: BenchRecord): string {
+  return `${JSON.stringify(record, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+}
+
+/** Writes JSON and SVG to opts.outDir (and the published copy with --publish); returns the paths written. */
 export function writeResults(record: BenchRecord, opts: BenchOptions): string[] {
   const name = resultName(opts);
   const stamp = record.meta.date.replace(/[:.]/g, '-');
-  const historyDir = path.join(opts.outDir, 'tmp');
-  fs.mkdirSync(historyDir, { recursive: true });
-  const json = `${JSON.stringify(record, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
-  const m = record.meta;
-  const svg = renderSvg(record.workloads,
-    `${m.date.slice(0, 19)}Z · node ${m.node} · redis ${m.redis} · ${m.cpus} · ${m.servers}${m.options.quick ? ' · --quick' : ''}`);
-  const files = [
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const json = jsonText(record);
+  const svg = renderSvg(record.workloads, describeRun(record.meta));
+  const files: Array<[string, string]> = [
     [path.join(opts.outDir, `${name}.json`), json],
     [path.join(opts.outDir, `${name}.svg`), svg],
-    [path.join(historyDir, `bench-${stamp}-${name}.json`), json],
-    [path.join(historyDir, `bench-${stamp}-${name}.svg`), svg],
-  ] as const;
+    [path.join(opts.outDir, `bench-${stamp}-${name}.json`), json],
+    [path.join(opts.outDir, `bench-${stamp}-${name}.svg`), svg],
+  ];
+  if (opts.publish) {
+    files.push([path.join(RESULTS_DIR, 'published.json'), json], [path.join(RESULTS_DIR, 'published.svg'), svg]);
+  }
   for (const [file, text] of files) fs.writeFileSync(file, text);
-  return files.slice(0, 2).map(([file]) => file);
+  return [...files.slice(0, 2), ...files.slice(4)].map(([file]) => file);
 }

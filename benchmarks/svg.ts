@@ -27,9 +27,11 @@ function fmt(n: number): string {
   return n.toFixed(0);
 }
 
-export function renderSvg(results: readonly WorkloadResult[], subtitle: string): string {
+/** `subtitle`: one or more lines under the title (the run's date, commit and machine). */
+export function renderSvg(results: readonly WorkloadResult[], subtitle: string | readonly string[]): string {
   const parts: string[] = [];
-  let y = 50;
+  const subtitles = typeof subtitle === 'string' ? [subtitle] : subtitle;
+  let y = 50 + 14 * Math.max(0, subtitles.length - 1);
   for (const w of results) {
     parts.push(`<text x="10" y="${y + 16}" class="title">${esc(w.title)}</text>`);
     let sub = `${w.count.toLocaleString('en-US')} ${w.countLabel} per run · median of ${w.reps} runs, whiskers min-max · ${w.description}`;
@@ -61,7 +63,7 @@ export function renderSvg(results: readonly WorkloadResult[], subtitle: string):
     '<style>.title{font-size:14px;font-weight:bold}.label{font-size:12px}.value{font-size:11px;fill:#333}.note{font-size:11px;fill:#a00}.whisker{stroke:#222;stroke-width:1.5}.h1{font-size:17px;font-weight:bold}.sub{font-size:11px;fill:#555}</style>',
     `<rect width="${WIDTH}" height="${height}" fill="#fff"/>`,
     '<text x="10" y="22" class="h1">redloop benchmark: operations per second (higher is better)</text>',
-    `<text x="10" y="40" class="sub">${esc(subtitle)}</text>`,
+    ...subtitles.map((line, i) => `<text x="10" y="${40 + 14 * i}" class="sub">${esc(line)}</text>`),
     ...parts,
     '</svg>',
     '',

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The redloop command line: `redloop <subcommand> [options]`.
 //
-// Each subcommand is loaded only when it is asked for, so a subcommand's dependencies (the
-// bench pulls in ioredis, node-redis and the test harness, which are dev-only) never stand
-// in the way of another one.
+// Only what works from an installed package is listed here: a subcommand's module and
+// dependencies must be in the tarball ("files" and "dependencies" in package.json). The
+// benchmark suite needs the repository (ioredis, node-redis, the test harness), so it is
+// `npm run bench` there, not a subcommand. test/package.test.ts installs the packed tarball
+// and runs every subcommand listed here.
 //
-// To add a subcommand (e.g. `redloop pipe`, mass insertion from stdin): add an entry to
-// SUBCOMMANDS whose run() imports its module and returns the exit status.
+// To add a subcommand: add an entry to SUBCOMMANDS whose run() imports its module (loaded
+// only when asked for) and returns the exit status.
 
 interface Subcommand {
   summary: string;
@@ -14,10 +16,6 @@ interface Subcommand {
 }
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
-  bench: {
-    summary: 'run the benchmark suite against throwaway redis-server shards (see redloop bench --help)',
-    run: async (argv) => (await import('../benchmarks/cli.js')).main(argv),
-  },
   pipe: {
     summary: 'mass insertion: read commands from stdin (RESP or text) and send them at protocol speed (see redloop pipe --help)',
     run: async (argv) => (await import('../lib/cli/pipe.js')).runPipe(argv),

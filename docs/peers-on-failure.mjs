@@ -1,6 +1,7 @@
 // How ioredis and node-redis (the versions in devDependencies) behave in the failure cases of
-// docs/reliability.md, against the same throwaway servers the tests use. Not part of the test
-// suite (it describes other libraries): run `npx tsc -p . && node docs/peers-on-failure.mjs`.
+// the README's "When things go wrong" table, against the same throwaway servers the tests use.
+// Not part of the test suite (it describes other libraries):
+// run `npx tsc -p . && node docs/peers-on-failure.mjs`.
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { rawCommand, startRedis } from '../dist/test/support/index.js';

@@ -1,6 +1,6 @@
 // Pypredis's example in redloop: one loop, two shards, every command written at once,
 // and the caller awaits only the results it needs.
-import { EventLoop } from '../lib/index.js';
+import { EventLoop, Future } from '../lib/index.js';
 import { withServers } from './servers.js';
 
 await withServers(2, async ([url1, url2]) => {
@@ -23,10 +23,11 @@ await withServers(2, async ([url1, url2]) => {
   console.log('shard 2 SINTER:', await f2);
   console.log('hits:', await loop.sendCommand(a, 'GET', 'hits'));
 
-  // Thousands of commands in flight cost one write per shard per tick.
-  const futures = [];
+  // Thousands of commands in flight cost one write per shard per tick; Future.all awaits
+  // them with one Promise for the batch.
+  const futures: Future<number>[] = [];
   for (let i = 0; i < 10_000; i++) futures.push(loop.sendCommand(i % 2 ? a : b, 'INCR', 'counter'));
-  const last = await Promise.all(futures);
+  const last = await Future.all(futures);
   console.log('counters:', last.at(-2), last.at(-1), 'stats:', a.stats);
 
   await loop.close(); // waits for what is in flight, then QUITs

@@ -19,6 +19,7 @@ import {
 } from './errors.js';
 import { backoffDelay, type ResolvedOptions } from './options.js';
 import type { CommandTarget } from './target.js';
+import { warnUnheardError } from './warnings.js';
 
 /** What a connection needs from the loop that owns it. */
 export interface ConnectionOwner {
@@ -147,6 +148,15 @@ export class Connection implements ReplyHandler, CommandTarget {
   /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
   private pushHandler: PushHandler | undefined;
 
+  /**
+   * Whether the socket and timers keep the process alive: while the first connection is being
+   * made (until it is ready, or until failQueuedAfter attempts have failed), and after that only
+   * while there is work (commands queued, being written or owed a reply). An idle connection
+   * lets the process exit, like http.Agent's idle keep-alive sockets: a program that forgets
+   * close() ends, and reconnects to a server that is gone do not hold it forever.
+   */
+  private holding = true;
+
   private counters = { commandsSent: 0, repliesReceived: 0, writes: 0, bytesWritten: 0, reconnects: 0 };
   private everReady = false;
   private drainListening = false;
@@ -239,6 +249,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     this.out.push(encoded);
     this.unansweredInOut++;
+    if (!this.holding) this.hold();
     if (typeof encoded !== 'string') this.outAllStrings = false;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -250,6 +261,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.out.push(encoded);
     if (typeof encoded !== 'string') this.outAllStrings = false;
     this.pending.push(sink);
+    if (!this.holding) this.hold();
     if (sink.returnBuffers !== this.options.returnBuffers) {
       this.modeSwitches++;
       if (this.pending.length === 1) this.decoder.returnBuffers = sink.returnBuffers;
@@ -267,6 +279,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       return;
     }
     this.offline.push({ encoded, sink });
+    if (!this.holding) this.hold();
   }
 
   /**
@@ -339,6 +352,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     if (this.settledPrefix !== 0) this.settledPrefix--;
     if (this.handshakeLeft === 0) this.counters.repliesReceived++;
+    if (this.pending.length === 0) this.releaseIfIdle();
     sink.resolveReply(reply);
     if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
   }
@@ -352,6 +366,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     if (this.settledPrefix !== 0) this.settledPrefix--;
     if (this.handshakeLeft === 0) this.counters.repliesReceived++;
+    if (this.pending.length === 0) this.releaseIfIdle();
     if (!sink.settled) sink.rejectReply(new ReplyError(message, sink.command));
     if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
   }
@@ -435,6 +450,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (i === this.settledPrefix) this.settledPrefix++;
     }
     if (next !== 0) this.armSweep(next);
+    this.releaseIfIdle();
     // Only a written command can leave the socket out of step; one that timed out in the
     // offline queue says nothing about a connection that is still being made.
     if (expired !== 0 && this.options.resetOnTimeout && this.socket !== undefined) {
@@ -474,6 +490,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       })
       : net.connect(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port });
     this.socket = socket;
+    if (!this.holding) socket.unref();
     socket.setNoDelay(true);
     if (o.keepAlive !== false) socket.setKeepAlive(true, o.keepAlive);
     if (o.connectTimeout > 0) {
@@ -481,6 +498,7 @@ export class Connection implements ReplyHandler, CommandTarget {
         this.emit('error', new TimeoutError(`could not connect to ${this.address} within ${o.connectTimeout}ms (connectTimeout)`), this);
         this.drop(new TimeoutError(`connect to ${this.address} timed out`));
       }, o.connectTimeout);
+      if (!this.holding) this.connectTimer.unref();
     }
     socket.once(o.tls !== undefined ? 'secureConnect' : 'connect', () => this.onConnect());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -548,6 +566,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (!sink.settled) this.writeLater(encoded, sink);
     }
     this.emit('ready', this);
+    this.releaseIfIdle();
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
   }
@@ -620,6 +639,7 @@ export class Connection implements ReplyHandler, CommandTarget {
         ? new ProtocolError(`${sink.command}: ${reason.message}`)
         : new ConnectionClosedError(`connection to ${this.address} lost (${reason.message})`, sink.command, true));
     }
+    this.releaseIfIdle();
     this.emit('close', this, reason);
 
     if (end !== undefined) {
@@ -641,6 +661,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       this.reconnectTimer = undefined;
       this.open();
     }, delay);
+    if (!this.holding) this.reconnectTimer.unref();
   }
 
   /** Rejects every queued (never written) command: with `err` itself if it is an AuthError. */
@@ -649,6 +670,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       const { sink } = this.offline.shift()!;
       if (!sink.settled) sink.rejectReply(err instanceof AuthError ? err : new ConnectionClosedError(err.message, sink.command, false));
     }
+    this.releaseIfIdle();
   }
 
   /** Closes for good after a failure that retrying cannot fix (bad password). */
@@ -678,10 +700,32 @@ export class Connection implements ReplyHandler, CommandTarget {
    */
   private emit(event: string, ...args: unknown[]): void {
     try {
-      this.owner.emit(event, ...args);
+      const heard = this.owner.emit(event, ...args);
+      // Nobody listens (eventemitter3 does not throw as node:events would): say it once.
+      if (!heard && event === 'error') warnUnheardError(this.owner, args[0] as Error);
     } catch (err) {
       queueMicrotask(() => { throw err; });
     }
+  }
+
+  // ---------------------------------------------------------------- keeping the process alive
+
+  private hold(): void {
+    this.holding = true;
+    this.socket?.ref();
+    this.connectTimer?.ref();
+    this.reconnectTimer?.ref();
+  }
+
+  /** Lets the process exit once nothing is queued, being written or owed a reply. */
+  private releaseIfIdle(): void {
+    // close() holds until the socket is gone: the caller may be awaiting it.
+    if (!this.holding || this.closing || (!this.everReady && !this.failFast)) return;
+    if (this.pending.length !== 0 || this.offline.length !== 0 || this.out.length !== 0) return;
+    this.holding = false;
+    this.socket?.unref();
+    this.connectTimer?.unref();
+    this.reconnectTimer?.unref();
   }
 
   // ---------------------------------------------------------------- backpressure
@@ -749,6 +793,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     // A server that never answers QUIT must not hold close() forever.
     const giveUp = setTimeout(() => socket.destroy(), 1000);
     giveUp.unref();
+    if (!this.holding) this.hold();
     this.pending.push(new CallbackSink('QUIT', (err) => {
       if (err === null) this.counters.repliesReceived--; // onReply counted it; QUIT is ours, like the handshake
       socket.end();

@@ -8,6 +8,7 @@ import { Connection } from './connection.js';
 import { Future } from './future.js';
 import type { CommandTarget } from './target.js';
 import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
+import type { CheckedArgs } from './args.js';
 import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from './options.js';
 import { ClientStateError, ConfigError, TimeoutError } from './errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
@@ -24,9 +25,9 @@ import type { Settled } from './future.js';
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
   /** Decode this reply's strings as Buffers (overrides the connection's setting). */
-  returnBuffers?: boolean;
+  returnBuffers?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
-  timeout?: number;
+  timeout?: number | undefined;
 }
 
 export interface ReconnectingInfo {
@@ -124,12 +125,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    * Encodes the command now and queues it on the target's connection; it is written with
    * everything else sent in this tick. Never throws: bad input rejects the returned future.
    */
-  sendCommand<T = any>(target: CommandTarget, name: string, ...args: Arg[]): Future<T> {
+  sendCommand<T = any, A extends readonly unknown[] = Arg[]>(target: CommandTarget, name: string, ...args: CheckedArgs<A>): Future<T> {
     return this.dispatch<T>(target, name, args, 0, undefined);
   }
 
   /** Like sendCommand, with the command as an array and per-command options. */
-  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: CommandOptions): Future<T> {
+  send<T = any, A extends readonly unknown[] = Arg[]>(target: CommandTarget, command: readonly [string, ...CheckedArgs<A>], options?: CommandOptions): Future<T> {
     if (!Array.isArray(command)) {
       const f = new Future<T>('?', false, this);
       f.rejectReply(new TypeError(`send(): the command must be an array like ['GET', 'key'], got ${typeof command}`));

@@ -34,3 +34,9 @@ export { Script } from './scripts.js';
 export type { ScriptRunOptions } from './scripts.js';
 export { Transaction } from './pool.js';
 export type { LendOptions, TransactionOptions } from './pool.js';
+// Types that the public classes' constructors and members use.
+export type { ResolvedOptions, ResolvedReconnect } from './options.js';
+export type { ConnectionOwner } from './connection.js';
+export type { UnobservedErrorSink } from './future.js';
+export type { ReplyHandler } from './protocol/decoder.js';
+export type { CheckedArgs, NotAnArg } from './args.js';

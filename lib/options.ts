@@ -31,24 +31,24 @@ export class Secret {
 
 export interface ReconnectOptions {
   /** Delay before the first retry, in ms. Default 50. */
-  initialDelay?: number;
+  initialDelay?: number | undefined;
   /** Upper bound of the delay, in ms. Default 2000. */
-  maxDelay?: number;
+  maxDelay?: number | undefined;
   /** Growth factor between attempts. Default 2. */
-  factor?: number;
+  factor?: number | undefined;
   /** Fraction of the delay that is randomised (0..1), so that clients do not retry in lockstep. Default 0.5. */
-  jitter?: number;
+  jitter?: number | undefined;
   /**
    * Most reconnect attempts in a row (each announced by a 'reconnecting' event); when the
    * last one fails too, the connection closes for good ('end'). Default Infinity.
    */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /**
    * When reconnect attempt number `failQueuedAfter` is announced, queued commands are rejected
    * (ConnectionClosedError, written: false) and new ones fail at once until the connection is
    * back, so no caller waits for a server that is not there. Default 10.
    */
-  failQueuedAfter?: number;
+  failQueuedAfter?: number | undefined;
 }
 
 export interface ConnectionOptions {
@@ -56,49 +56,51 @@ export interface ConnectionOptions {
    * A redis://, rediss:// or unix:// URL; the other options given next to it win over what it
    * says (e.g. `{ url: 'rediss://host', tls: { ca } }`).
    */
-  url?: string;
-  host?: string;
-  port?: number;
+  url?: string | undefined;
+  host?: string | undefined;
+  /** A number, or a string of digits (as in a URL or an environment variable). */
+  port?: number | string | undefined;
   /** Unix socket path (instead of host/port). */
-  path?: string;
+  path?: string | undefined;
   /** ACL user name (Redis 6+); with `password`, AUTH username password. */
-  username?: string;
+  username?: string | undefined;
   /** Sent with AUTH and never shown: errors, events and util.inspect see "***". */
-  password?: string | Secret;
+  password?: string | Secret | undefined;
   /** Database index for SELECT. Default 0. */
-  db?: number;
+  db?: number | undefined;
   /** CLIENT SETNAME value. */
-  name?: string;
+  name?: string | undefined;
   /**
    * true, or node:tls options (ca, cert, key, servername...). `rediss://` sets it to true, which
    * keeps the node:tls options given elsewhere (loop defaults or next to `url`).
    */
-  tls?: boolean | TlsOptions;
+  tls?: boolean | TlsOptions | undefined;
   /** ms to connect and finish the handshake before the attempt fails. Default 10000. */
-  connectTimeout?: number;
+  connectTimeout?: number | undefined;
   /** ms a command may wait for its reply (0 = no limit). Default 0. */
-  commandTimeout?: number;
+  commandTimeout?: number | undefined;
   /** Destroy and reconnect the connection when a command times out. Default false. */
-  resetOnTimeout?: boolean;
+  resetOnTimeout?: boolean | undefined;
   /** Decode replies' strings as Buffers. Default false. */
-  returnBuffers?: boolean;
+  returnBuffers?: boolean | undefined;
   /** Queue commands while not connected (true) or reject them at once (false). Default true. */
-  offlineQueue?: boolean;
+  offlineQueue?: boolean | undefined;
   /** Most commands the offline queue holds; beyond it commands reject. Default 100000. */
-  maxOfflineQueue?: number;
+  maxOfflineQueue?: number | undefined;
   /** Reconnect policy, or false to never reconnect. */
-  reconnect?: ReconnectOptions | false;
+  reconnect?: ReconnectOptions | false | undefined;
   /** `loop.drain(conn)` waits until fewer replies than this are pending. Default 10000. */
-  maxPending?: number;
+  maxPending?: number | undefined;
   /** `loop.drain(conn)` waits until fewer bytes than this wait to be written. Default 4 MiB. */
-  maxBufferedBytes?: number;
+  maxBufferedBytes?: number | undefined;
   /** TCP keep-alive initial delay in ms, or false. Default 30000. */
-  keepAlive?: number | false;
+  keepAlive?: number | false | undefined;
   /** Send READONLY after connecting, to read from a Redis Cluster replica. Default false. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
 }
 
-export type ResolvedReconnect = Required<ReconnectOptions>;
+/** The reconnect policy in force: every field set (not Required<>, which keeps `| undefined` under exactOptionalPropertyTypes). */
+export type ResolvedReconnect = { [K in keyof ReconnectOptions]-?: number };
 
 export interface ResolvedOptions {
   host: string;
@@ -232,10 +234,13 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
       merged[k] = v;
     }
   }
+  // A port read from an environment variable is a string: digits are taken, as in a URL.
+  if (typeof merged.port === 'string' && /^\d{1,5}$/.test(merged.port)) merged.port = Number(merged.port);
   const r = merged as unknown as ResolvedOptions;
 
   check(typeof r.host === 'string' && r.host.length > 0, `host must be a non-empty string`);
-  check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536, `port must be an integer 1..65535, got ${String(r.port)}`);
+  check(Number.isInteger(r.port) && r.port > 0 && r.port < 65536,
+    `port must be an integer 1..65535, got ${typeof r.port === 'string' ? `the string "${String(r.port).slice(0, 32)}"` : String(r.port)}`);
   check(r.path === undefined || (typeof r.path === 'string' && r.path.length > 0), 'path must be a non-empty string');
   check(r.username === undefined || typeof r.username === 'string', 'username must be a string');
   const password: unknown = merged.password;

@@ -1,8 +1,14 @@
 // The benchmark suite's own checks: its parsing, its verification (no contestant can pass
 // by skipping work) and one tiny end-to-end pass of every workload and contestant. Nothing
 // here asserts on speed.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { parseBenchArgs } from '../benchmarks/options.js';
+import { DEFAULT_OUT_DIR, parseBenchArgs, RESULTS_DIR } from '../benchmarks/options.js';
 import { parseRedisBenchmarkCsv, splitEvenly } from '../benchmarks/redis-benchmark.js';
 import { evaluateTargets, formatReport } from '../benchmarks/report.js';
 import { runWorkload, type RunnerOptions, type WorkloadResult } from '../benchmarks/runner.js';
@@ -40,6 +46,24 @@ describe('benchmarks: parsing and verification', () => {
     expect(e).to.include({ host: '127.0.0.1', port: 7000, db: 4, username: 'user', password: 'p@ss' });
     expect(endpointFromUrl(e.url)).to.deep.equal(e);
     expect(() => endpointFromUrl('rediss://127.0.0.1:7000')).to.throw(/plain TCP/);
+  });
+
+  it('parses --check and --publish: --publish is for full runs only and implies --check', () => {
+    expect(parseBenchArgs([], {})).to.include({ check: false, publish: false, outDir: DEFAULT_OUT_DIR });
+    expect(parseBenchArgs(['--check'], {})).to.include({ check: true, publish: false });
+    expect(parseBenchArgs(['--publish'], {})).to.include({ check: true, publish: true });
+    expect(() => parseBenchArgs(['--publish', '--quick'], {})).to.throw(/--publish needs a full run .*without --quick/);
+    expect(() => parseBenchArgs(['--publish', '--only', 'ping', '--scale', '0.5'], {})).to.throw(/without --only, --scale/);
+  });
+
+  it('writes runs where git ignores them; the chart the README shows is the tracked published copy', async () => {
+    const git = promisify(execFile);
+    const repo = { cwd: RESULTS_DIR };
+    await git('git', ['check-ignore', '--quiet', path.join(DEFAULT_OUT_DIR, 'latest.json')], repo); // throws if not ignored
+    const { stdout } = await git('git', ['ls-files', 'published.json', 'published.svg'], repo);
+    expect(stdout.split('\n').filter(Boolean)).to.deep.equal(['published.json', 'published.svg']);
+    const readme = fs.readFileSync(path.join(RESULTS_DIR, '../../README.md'), 'utf8');
+    expect(readme).to.include('](benchmarks/results/published.svg)');
   });
 
   it('splits counts over shards exactly', () => {
@@ -89,12 +113,42 @@ describe('benchmarks: every workload and contestant, tiny counts', function () {
   it('reports a table, targets and an SVG from those results', () => {
     const targets = evaluateTargets(WORKLOADS, results);
     expect(targets.map((t) => t.workload)).to.include.members(['ping', 'ping-window', 'sunion', 'setget']);
-    for (const t of targets) expect(t.status).to.be.oneOf(['pass', 'fail']);
+    for (const t of targets) {
+      // A target is judged when every contestant it compares ran; one skipped because a tool is
+      // missing here (redis-benchmark, redis-cli) leaves it 'n/a', and the table says why.
+      const result = results.find((r) => r.id === t.workload)!;
+      const skipped = result.contestants.filter((c) => c.skipped && [t.subject, ...t.versus].includes(c.id));
+      if (skipped.length === 0) expect(t.status, t.description).to.be.oneOf(['pass', 'fail']);
+      else expect(t.status, `${t.description}: ${skipped.map((c) => `${c.id} skipped (${c.skipped})`).join(', ')}`).to.equal('n/a');
+    }
     const text = formatReport(results, targets, 'header');
     for (const w of WORKLOADS) for (const c of w.contestants) expect(text).to.include(c.label);
     const svg = renderSvg(results, 'subtitle');
     expect(svg).to.match(/^<svg[^]*<\/svg>\n$/);
     expect(svg).not.to.include('NaN');
+  });
+
+  it('logs one line per finished workload when stdout is not a terminal, and --check exits 1 on a target it cannot judge', async () => {
+    const out = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'redloop-bench-out-'));
+    try {
+      const main = fileURLToPath(new URL('../benchmarks/main.js', import.meta.url));
+      const args = ['--only', 'ping,ping-window', '--contestants', 'redloop', '--scale', '0.001', '--reps', '1', '--no-warmup', '--check', '--out', out];
+      const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const lines = stdout.split('\n');
+      expect(lines[0], stdout).to.match(/^\[1\/2\] ping, \d+ s: redloop [\d,]+\/s$/);
+      expect(lines[1], stdout).to.match(/^\[2\/2\] ping-window, \d+ s: redloop [\d,]+\/s$/);
+      // Only redloop ran, so no target can be judged: --check says so and fails the run.
+      expect(stderr).to.match(/bench --check: 3 target\(s\) missed:\n {2}.*not judged: a contestant it compares did not run/);
+      expect(code, stderr).to.equal(1);
+      expect((await fs.promises.readdir(out)).filter((f) => f.startsWith('partial.')).sort()).to.deep.equal(['partial.json', 'partial.svg']);
+    } finally {
+      await fs.promises.rm(out, { recursive: true, force: true });
+    }
   });
 
   it('fails a contestant that skips work: GETs without this run\'s SETs see another nonce', async () => {

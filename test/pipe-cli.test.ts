@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { EventLoop } from '../lib/index.js';
 import { splitArgs } from '../lib/cli/textformat.js';
 import { MalformedInputError } from '../lib/protocol/requestframer.js';
-import { startRedis, type RedisServer } from './support/redis.js';
+import { REDIS_CLI_MISSING, startRedis, type RedisServer } from './support/redis.js';
 import { encodeCommand as rawEncode } from './support/resp.js';
 
 const CLI = fileURLToPath(new URL('../bin/redloop.js', import.meta.url));
@@ -181,7 +181,7 @@ describe('redloop pipe (CLI)', function () {
       const fd = fs.openSync(cliFile, 'r');
       const child = spawn('redis-cli', ['-h', server.host, '-p', String(server.port)], { stdio: [fd, 'ignore', 'inherit'] });
       fs.closeSync(fd);
-      child.on('error', reject);
+      child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(REDIS_CLI_MISSING) : err));
       child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli exited ${code}`))));
     });
     const run = await runCli(['pipe', '--url', url, '--format', 'text', oursFile], 'none');

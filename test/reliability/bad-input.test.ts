@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import {
   ClientStateError, ConfigError, EventLoop, parseRedisUrl, type Connection, type Future,
 } from '../../lib/index.js';
+import { resolveOptions } from '../../lib/options.js';
 import { startRedis, type RedisServer } from '../support/index.js';
 import { nextMacrotask, outcome, errorOf } from './helpers.js';
 
@@ -108,7 +109,8 @@ describe('reliability: bad input', function () {
     const cases: Array<[unknown, RegExp]> = [
       [{ bogus: 1 }, /unknown option "bogus" \(known: .*host.*\)/],
       [{ prot: 6379 }, /unknown option "prot"/],
-      [{ port: 'x' }, /port must be an integer 1\.\.65535, got x/],
+      [{ port: 'x' }, /port must be an integer 1\.\.65535, got the string "x"/],
+      [{ port: '70000' }, /port must be an integer 1\.\.65535, got 70000/],
       [{ port: 70000 }, /port must be an integer 1\.\.65535, got 70000/],
       [{ host: '' }, /host must be a non-empty string/],
       [{ db: -1 }, /db must be a non-negative integer, got -1/],
@@ -139,6 +141,12 @@ describe('reliability: bad input', function () {
     expect(() => new EventLoop({ bogus: 1 } as never)).to.throw(ConfigError, /unknown option "bogus"/);
     expect(() => new EventLoop({ reconnect: { retries: 1 } } as never)).to.throw(ConfigError, /unknown reconnect option "retries"/);
     expect(loop.connections).to.have.length(1); // nothing was opened for the bad ones
+  });
+
+  it('takes a port given as a string of digits, as a URL or an environment variable gives it', () => {
+    expect(resolveOptions({ port: '6380' }).port).to.equal(6380);
+    expect(resolveOptions({ url: 'redis://127.0.0.1:6390', port: '6391' }).port).to.equal(6391);
+    expect(() => resolveOptions({ port: ' 6380' })).to.throw(ConfigError, /got the string " 6380"/);
   });
 
   it('throws ConfigError for bad URLs, naming what is wrong', () => {

@@ -35,7 +35,7 @@ describe('reliability: security and TLS', function () {
   describe('TLS', () => {
     let server: RedisServer;
     before(async () => { server = await startRedis({ tls: true, args: ['--requirepass', PASSWORD] }); });
-    after(async () => { await server.stop(); });
+    after(async () => { await server?.stop(); });
 
     it('rediss:// works against a TLS redis-server, with the CA given next to the URL', async () => {
       const loop = new EventLoop();

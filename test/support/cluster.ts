@@ -31,7 +31,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { findFreePort, startRedis, type RedisServer } from './redis.js';
 import { rawCommands, RawReplyError, type RespArg } from './resp.js';
 
-export const REDIS_CLI_MISSING =
+export const CLUSTER_REDIS_CLI_MISSING =
   'redis-cli not found on PATH: a Redis Cluster is created with `redis-cli --cluster create`; install it (Debian: apt-get install redis-tools) or run .ci/run';
 
 /** Slots in a Redis Cluster. */
@@ -612,7 +612,7 @@ function runCli(args: string[], timeoutMs: number): CliRun {
     child = execFile('redis-cli', args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) { resolve(stdout); return; }
       const e = err as NodeJS.ErrnoException & { killed?: boolean };
-      if (e.code === 'ENOENT') { reject(new Error(REDIS_CLI_MISSING)); return; }
+      if (e.code === 'ENOENT') { reject(new Error(CLUSTER_REDIS_CLI_MISSING)); return; }
       const why = e.killed ? `was killed after ${timeoutMs} ms` : `failed (${String(e.code)})`;
       reject(new Error(`redis-cli ${args.filter((a, i) => args[i - 1] !== '-a').join(' ')} ${why}:\n${tail(stdout)}\n${tail(stderr)}`));
     });

@@ -18,6 +18,8 @@ export const LOOPBACK = '127.0.0.1';
 
 export const REDIS_SERVER_MISSING =
   'redis-server not found on PATH: install it (Debian: apt-get install redis-server) or run .ci/run';
+export const REDIS_CLI_MISSING =
+  'redis-cli not found on PATH: install it (Debian: apt-get install redis-tools) or run .ci/run';
 
 export interface StartRedisOptions {
   /** Extra redis-server arguments, e.g. ['--requirepass', 'x']. */
@@ -276,7 +278,7 @@ export class RedisServer {
       return stdout.trim();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT') throw new Error('redis-cli not found on PATH: install it (Debian: apt-get install redis-tools) or run .ci/run');
+      if (e.code === 'ENOENT') throw new Error(REDIS_CLI_MISSING);
       throw err;
     }
   }

@@ -1,0 +1,12 @@
+// `npm run bench [-- options]`: the benchmark suite. It runs from the repository only: it needs
+// the devDependencies it compares against (ioredis, node-redis) and test/support's servers,
+// none of which the published package ships.
+import { main } from './cli.js';
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
