@@ -391,7 +391,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   // ---------------------------------------------------------------- push mode (pub/sub)
 
   /**
-   * Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
+   * @internal Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
    * command waits for one goes to `handler` instead of being a protocol error. Commands are
    * then written with submitUnanswered(); the FIFO still serves the handshake and QUIT, so a
    * connection nobody else sends on keeps its one-reply-per-command invariant for those.

@@ -15,6 +15,7 @@ export {
   ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
 } from './errors.js';
 export { Cluster } from './cluster/cluster.js';
+export type { SlotRouter, CommandBlock } from './cluster/router.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './cluster/cluster.js';
 export type { NodeAddress } from './cluster/topology.js';
 export { ShardSet, shardSlotRanges } from './shards.js';

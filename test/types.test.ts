@@ -96,6 +96,8 @@ describe('public types', function () {
           const flags = ts.getCombinedModifierFlags(member);
           if (flags & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
           if (member.name && ts.isPrivateIdentifier(member.name)) continue;
+          // Members documented @internal are the library's plumbing between its own layers.
+          if (ts.getJSDocTags(member).some((t) => t.tagName.text === 'internal')) continue;
           visit(member, `${sym.name}.${member.name?.getText() ?? 'constructor'}`);
         }
       }
