@@ -111,7 +111,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   /** Commands queued while the connection is not ready. */
   private readonly offline = new Denque<QueuedCommand>();
 
-  /** Pending sinks whose returnBuffers differs from the connection's default. */
+  /** Pending sinks whose decoding (returnBuffers, bigInt) differs from the connection's default. */
   private modeSwitches = 0;
   /** How many sinks at the head of `pending` are known settled (timed out). */
   private settledPrefix = 0;
@@ -143,7 +143,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.loop = owner;
     this.options = options;
     this.address = options.path ?? `${options.host}:${options.port}/${options.db}`;
-    this.decoder = new ReplyDecoder(this, options.returnBuffers);
+    this.decoder = new ReplyDecoder(this, options.returnBuffers, options.bigInt);
     this.open();
   }
 
@@ -237,9 +237,9 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.out.push(encoded);
     if (typeof encoded !== 'string') this.outAllStrings = false;
     this.pending.push(sink);
-    if (sink.returnBuffers !== this.options.returnBuffers) {
+    if (sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined) {
       this.modeSwitches++;
-      if (this.pending.length === 1) this.decoder.returnBuffers = sink.returnBuffers;
+      if (this.pending.length === 1) this.decodeFor(sink);
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -347,9 +347,19 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /** Puts the decoder in the mode the next pending reply wants. */
   private afterModeSwitchedReply(done: ReplySink): void {
-    if (done.returnBuffers !== this.options.returnBuffers) this.modeSwitches--;
-    const head = this.pending.peekFront();
-    this.decoder.returnBuffers = head === undefined ? this.options.returnBuffers : head.returnBuffers;
+    if (done.returnBuffers !== this.options.returnBuffers || done.bigInt !== undefined) this.modeSwitches--;
+    this.decodeFor(this.pending.peekFront());
+  }
+
+  /** Decodes the next reply as `sink` wants it (the connection's options when undefined). */
+  private decodeFor(sink: ReplySink | undefined): void {
+    this.decoder.returnBuffers = sink === undefined ? this.options.returnBuffers : sink.returnBuffers;
+    this.decoder.bigInt = sink?.bigInt ?? this.options.bigInt;
+  }
+
+  /** An error reply inside an array (EXEC, EVAL): a ReplyError naming the command it answers. */
+  nestedError(message: string): Error {
+    return new ReplyError(message, this.pending.peekFront()?.command ?? '?');
   }
 
   private onData(chunk: Buffer): void {
@@ -575,7 +585,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.settledPrefix = 0;
     this.modeSwitches = 0;
     this.decoder.reset();
-    this.decoder.returnBuffers = this.options.returnBuffers;
+    this.decodeFor(undefined);
     for (const sink of pending) {
       if (sink.settled) continue;
       sink.rejectReply(reason instanceof ProtocolError

@@ -16,6 +16,8 @@ import { massInsert, type MassInsertOptions, type MassInsertReport, type MassIns
 export interface CommandOptions {
   /** Decode this reply's strings as Buffers (overrides the connection's setting). */
   returnBuffers?: boolean;
+  /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
+  bigInt?: boolean;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number;
 }
@@ -131,10 +133,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
     }
-    const { timeout, returnBuffers } = options;
+    const { timeout, returnBuffers, bigInt } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
+    if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
+    if (bigInt !== undefined) future.bigInt = bigInt;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);

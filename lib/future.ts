@@ -14,6 +14,11 @@ export interface ReplySink {
   readonly command: string;
   /** Whether this reply's strings should be decoded as Buffers. */
   readonly returnBuffers: boolean;
+  /**
+   * Whether this reply's integers should be decoded as bigints (exact beyond 2^53); when absent
+   * the connection's `bigInt` option decides.
+   */
+  readonly bigInt?: boolean | undefined;
   /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
   deadline: number;
   /** True once the sink has an outcome; a later reply for it is read and dropped. */
@@ -43,6 +48,8 @@ export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
   deadline = 0;
   /** Per-command timer, only for futures with their own `timeout` option. */
   timer: NodeJS.Timeout | undefined = undefined;
+  /** Set only for a per-command `bigInt` option; otherwise the connection decides. */
+  bigInt: boolean | undefined = undefined;
   private state = PENDING;
   private value_: unknown = undefined;
   private deferred: DeferredPromise<T> | undefined = undefined;
