@@ -67,6 +67,12 @@ function utf8(buf: Buffer, start: number, end: number): string {
 }
 
 export class ReplyDecoder {
+  /**
+   * @internal For the benchmark only: false sends every chunk to redis-parser as before the fast
+   * path (replies lose the exactness above), so `npm run bench` can show what the fast path is worth.
+   */
+  static fastPath = true;
+
   /** Whether bulk/simple strings of the replies parsed next come back as Buffers; read per reply. */
   returnBuffers: boolean;
   /** Whether integer replies parsed next come back as bigints (exact) instead of numbers. */
@@ -98,6 +104,11 @@ export class ReplyDecoder {
 
   /** Feeds one chunk from the socket; replies are delivered synchronously, in order. */
   feed(chunk: Buffer): void {
+    if (!ReplyDecoder.fastPath) {
+      this.redisParser().optionReturnBuffers = this.returnBuffers;
+      this.parser!.execute(chunk);
+      return;
+    }
     if (this.bigLeft !== 0) {
       const n = Math.min(this.bigLeft, chunk.length);
       this.bigLeft -= n;
@@ -289,16 +300,20 @@ export class ReplyDecoder {
     const total = this.bulkNeed;
     this.bulkNeed = 0;
     this.buf = undefined;
-    const parser = this.parser ??= new RedisParser({
+    const parser = this.redisParser();
+    parser.optionReturnBuffers = this.returnBuffers;
+    const have = buf.length - start;
+    this.bigLeft = total - have;
+    parser.execute(start === 0 ? buf : buf.subarray(start));
+  }
+
+  private redisParser(): RedisParser {
+    return this.parser ??= new RedisParser({
       returnReply: (reply) => this.handler.onReply(reply),
       returnError: (err) => this.handler.onErrorReply(err.message),
       returnFatalError: (err) =>
         this.handler.onProtocolError(new ProtocolError(`server sent bytes that are not RESP: ${err.message}`)),
     });
-    parser.optionReturnBuffers = this.returnBuffers;
-    const have = buf.length - start;
-    this.bigLeft = total - have;
-    parser.execute(start === 0 ? buf : buf.subarray(start));
   }
 
   private protocolError(buf: Buffer, at: number): void {
