@@ -33,20 +33,41 @@ const OPENED: unique symbol = Symbol('array opened');
 const FAILED: unique symbol = Symbol('not RESP');
 type Parsed = unknown;
 
-/** A short ASCII string without the native call; anything else through the native decoder. */
+// Strings of 2 to 4 ASCII bytes (small numbers, OK, PONG, short fields) come from a cache, so a
+// reply of 1500 of them allocates no strings at all: in SUNION-like replies held until a batch is
+// awaited, allocation and garbage collection were the larger part of the client's time. (V8
+// already shares the one-character strings.) Direct-mapped: a miss just replaces the entry.
+const CACHE_BITS = 12;
+const cacheKeys = new Int32Array(1 << CACHE_BITS);
+const cacheLengths = new Uint8Array(1 << CACHE_BITS);
+const cacheStrings = new Array<string>(1 << CACHE_BITS).fill('');
+
+function shortAscii(buf: Buffer, start: number, n: number, key: number): string {
+  const slot = (Math.imul(key ^ n, 0x9e3779b1) >>> (32 - CACHE_BITS));
+  if (cacheKeys[slot] === key && cacheLengths[slot] === n) return cacheStrings[slot]!;
+  const text = n === 2 ? String.fromCharCode(buf[start]!, buf[start + 1]!)
+    : n === 3 ? String.fromCharCode(buf[start]!, buf[start + 1]!, buf[start + 2]!)
+      : String.fromCharCode(buf[start]!, buf[start + 1]!, buf[start + 2]!, buf[start + 3]!);
+  cacheKeys[slot] = key;
+  cacheLengths[slot] = n;
+  cacheStrings[slot] = text;
+  return text;
+}
+
+/** A short ASCII string without the native call (~17 ns instead of ~70); the rest natively. */
 function utf8(buf: Buffer, start: number, end: number): string {
   switch (end - start) {
     case 0: return '';
     case 1: { const a = buf[start]!; if (a < 128) return String.fromCharCode(a); break; }
-    case 2: { const a = buf[start]!, b = buf[start + 1]!; if ((a | b) < 128) return String.fromCharCode(a, b); break; }
+    case 2: { const a = buf[start]!, b = buf[start + 1]!; if ((a | b) < 128) return shortAscii(buf, start, 2, a | (b << 8)); break; }
     case 3: {
       const a = buf[start]!, b = buf[start + 1]!, c = buf[start + 2]!;
-      if ((a | b | c) < 128) return String.fromCharCode(a, b, c);
+      if ((a | b | c) < 128) return shortAscii(buf, start, 3, a | (b << 8) | (c << 16));
       break;
     }
     case 4: {
       const a = buf[start]!, b = buf[start + 1]!, c = buf[start + 2]!, d = buf[start + 3]!;
-      if ((a | b | c | d) < 128) return String.fromCharCode(a, b, c, d);
+      if ((a | b | c | d) < 128) return shortAscii(buf, start, 4, a | (b << 8) | (c << 16) | (d << 24));
       break;
     }
     case 5: case 6: case 7: case 8: {
