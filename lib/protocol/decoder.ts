@@ -87,6 +87,13 @@ function utf8(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', start, end);
 }
 
+/** The index of the next CR, or -1; a JS loop beats the native indexOf on lines this short. */
+function lineEnd(buf: Buffer, from: number): number {
+  const n = buf.length;
+  for (let i = from; i < n; i++) if (buf[i] === 13) return i;
+  return -1;
+}
+
 export class ReplyDecoder {
   /**
    * @internal For the benchmark only: false sends every chunk to redis-parser as before the fast
@@ -200,7 +207,7 @@ export class ReplyDecoder {
         return;
       }
       if (buf[start] === 45) { // '-': a top-level error reply
-        const end = buf.indexOf(13, start + 1);
+        const end = lineEnd(buf, start + 1);
         if (end === -1 || end + 1 >= buf.length) {
           this.keepTail(buf, start);
           return;
@@ -275,7 +282,7 @@ export class ReplyDecoder {
       return OPENED;
     }
     if (type === 43 || type === 45) { // '+' simple string, '-' error (nested: top-level ones never get here)
-      const end = buf.indexOf(13, p);
+      const end = lineEnd(buf, p);
       if (end === -1 || end + 1 >= len) return INCOMPLETE;
       this.pos = end + 2;
       if (type === 45) return this.handler.nestedError(buf.toString('utf8', p, end));
