@@ -170,12 +170,29 @@ export class ReplyDecoder {
         const array = arrays[depth - 1]!;
         let i = indexes[depth - 1]!;
         const n = array.length;
+        const len = buf.length;
         while (i < n) {
           const start = this.pos;
-          if (start >= buf.length) {
+          if (start >= len) {
             indexes[depth - 1] = i;
             this.keepTail(buf, start);
             return;
+          }
+          if (buf[start] === 36 && buf[start + 1] !== 45) {
+            // Inline: a bulk string that is all in the buffer (SUNION, LRANGE, HGETALL members).
+            let p = start + 1;
+            let size = 0;
+            let c = 0;
+            while (p < len && (c = buf[p]!) !== 13) {
+              size = size * 10 + c - 48;
+              p++;
+            }
+            const end = p + 2 + size;
+            if (end + 2 <= len) {
+              array[i++] = this.returnBuffers ? buf.subarray(p + 2, end) : utf8(buf, p + 2, end);
+              this.pos = end + 2;
+              continue;
+            }
           }
           const value = this.element(buf, start);
           if (value === FAILED) return;
