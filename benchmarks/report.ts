@@ -1,6 +1,7 @@
 // The table on stdout: median ops/s, min-max, ratio to ioredis and to the raw floor, and
 // the product targets checked on the same run's medians.
 import type { ContestantResult, WorkloadResult } from './runner.js';
+import { median } from './stats.js';
 import type { Target, Workload } from './types.js';
 
 export interface TargetResult extends Target {
@@ -60,7 +61,10 @@ export function formatWorkload(w: WorkloadResult): string {
       rows.push([c.label, '', '', '', '', '', `skipped: ${c.skipped}`]);
       continue;
     }
-    const note = [c.error ? `FAILED: ${shorten(c.error)}` : '', c.note ?? ''].filter(Boolean).join('; ');
+    const mem = c.runs.filter((r) => r.memory !== undefined);
+    const memory = mem.length === 0 ? ''
+      : `peak growth (median) +${Math.round(median(mem.map((r) => r.memory!.heapMB)))} MB heap+buffers, +${Math.round(median(mem.map((r) => r.memory!.rssMB)))} MB RSS`;
+    const note = [c.error ? `FAILED: ${shorten(c.error)}` : '', memory, c.note ?? ''].filter(Boolean).join('; ');
     rows.push([
       c.label,
       fmtInt(c.runs[0]?.ops ?? c.count),

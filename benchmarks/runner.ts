@@ -13,6 +13,7 @@ export interface RunRecord {
   seconds: number;
   opsPerSec: number;
   verified: boolean;
+  memory?: { heapMB: number; rssMB: number };
 }
 
 export interface ContestantResult {
@@ -100,7 +101,7 @@ export function plannedRuns(workloads: readonly Workload[], opts: RunnerOptions)
 }
 
 /** One run: open (untimed), run (timed), close (untimed). */
-async function runOnce(c: Contestant, ctx: RunContext, timeoutMs: number): Promise<{ ops: number; seconds: number; verified: boolean }> {
+async function runOnce(c: Contestant, ctx: RunContext, timeoutMs: number): Promise<{ ops: number; seconds: number; verified: boolean; memory?: { heapMB: number; rssMB: number } }> {
   gc();
   const what = `${c.id} (${ctx.count.toLocaleString('en-US')} ops)`;
   const session = await withTimeout(c.open(ctx), timeoutMs, `${what}: connecting`);
@@ -115,7 +116,7 @@ async function runOnce(c: Contestant, ctx: RunContext, timeoutMs: number): Promi
       process.stderr.write(`warning: ${String((err as Error).message ?? err)}\n`);
     });
   }
-  return { ops: measured.ops, seconds: measured.seconds ?? seconds, verified: measured.verified ?? true };
+  return { ops: measured.ops, seconds: measured.seconds ?? seconds, verified: measured.verified ?? true, ...(measured.memory ? { memory: measured.memory } : {}) };
 }
 
 function describe(err: unknown): string {
@@ -183,7 +184,7 @@ async function runOn(w: Workload, endpoints: readonly Endpoint[], opts: RunnerOp
       progress.step(`${w.id} · ${c.id} · rep ${rep + 1}/${reps}`);
       try {
         const r = await runOnce(c, context(c, result.count), opts.runTimeoutMs);
-        result.runs.push({ rep, ops: r.ops, seconds: r.seconds, opsPerSec: r.ops / r.seconds, verified: r.verified });
+        result.runs.push({ rep, ops: r.ops, seconds: r.seconds, opsPerSec: r.ops / r.seconds, verified: r.verified, ...(r.memory ? { memory: r.memory } : {}) });
       } catch (err) {
         result.error = describe(err);
       }

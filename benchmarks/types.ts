@@ -33,6 +33,8 @@ export interface Measured {
   seconds?: number;
   /** Whether the replies were checked by the bench (external tools can't be). */
   verified?: boolean;
+  /** For memory-bound rows: how much the process grew at its peak during the run, in MB. */
+  memory?: { heapMB: number; rssMB: number };
 }
 
 export interface Session {

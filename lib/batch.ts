@@ -4,9 +4,11 @@
  * with no threads: redis-py-cluster's pipeline) and the outcomes come back in order, one per
  * command. A failed command is an outcome, never a rejection of the batch.
  */
-import { Future, type Settled } from './future.js';
 import type { CommandTarget } from './target.js';
 import type { Arg } from './protocol/encoder.js';
+
+/** One outcome of loop.batch(): the reply, or the error that command got. */
+export type Settled<T = unknown> = { ok: true; value: T } | { ok: false; error: Error };
 
 /** What batch() needs from the loop: its send(). */
 export interface BatchSender {
@@ -20,5 +22,20 @@ export function batch(sender: BatchSender, target: CommandTarget, commands: Read
   const futures = new Array<PromiseLike<unknown>>(commands.length);
   // All sent in this synchronous run: one write per connection at the end of the tick.
   for (let i = 0; i < commands.length; i++) futures[i] = sender.send(target, commands[i]!);
-  return Future.allSettled(futures);
+  return outcomes(futures);
+}
+
+/** Every outcome, in order; never rejects because one failed. */
+function outcomes<T>(futures: readonly PromiseLike<T>[]): Promise<Settled<T>[]> {
+  return new Promise((resolve) => {
+    const out = new Array<Settled<T>>(futures.length);
+    let left = futures.length;
+    if (left === 0) resolve(out);
+    for (let i = 0; i < futures.length; i++) {
+      futures[i]!.then(
+        (value) => { out[i] = { ok: true, value }; if (--left === 0) resolve(out); },
+        (error: Error) => { out[i] = { ok: false, error }; if (--left === 0) resolve(out); },
+      );
+    }
+  });
 }

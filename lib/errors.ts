@@ -13,13 +13,16 @@ export class ReplyError extends RedloopError {
   override name = 'ReplyError';
   /** First word of the server's message: ERR, WRONGTYPE, MOVED, ASK, NOAUTH... */
   readonly code: string;
-  /** The command the error answers, upper-cased. */
+  /**
+   * The name of the command the error answers, upper-cased (`'INCR'` however it was typed); for
+   * an error nested in a reply (EXEC, EVAL), the command whose reply holds it.
+   */
   readonly command: string;
   constructor(serverMessage: string, command: string) {
     super(serverMessage);
     const space = serverMessage.indexOf(' ');
     this.code = space === -1 ? serverMessage : serverMessage.slice(0, space);
-    this.command = command;
+    this.command = command.toUpperCase();
   }
 }
 

@@ -20,12 +20,14 @@ import { multi, type BlockCommand, type MultiOptions } from './multi.js';
 import { batch } from './batch.js';
 import { script as makeScript, type Script } from './scripts.js';
 import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from './pool.js';
-import type { Settled } from './future.js';
+import type { Settled } from './batch.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
   /** Decode this reply's strings as Buffers (overrides the connection's setting). */
   returnBuffers?: boolean | undefined;
+  /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
+  bigInt?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
 }
@@ -177,10 +179,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
     }
-    const { timeout, returnBuffers } = options;
+    const { timeout, returnBuffers, bigInt } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
+    if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
+    if (bigInt !== undefined) future.bigInt = bigInt;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);

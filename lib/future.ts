@@ -1,8 +1,14 @@
 /**
- * Future: the handle sendCommand returns. It is also the reply sink the connection's FIFO
- * holds, so one command costs one object. No Promise exists until somebody awaits it.
+ * Future: the handle sendCommand returns. It is a native Promise (so `await f`, Promise.all and
+ * every promise utility take their fastest path, with no extra job or Promise per future), and
+ * it is also the reply sink the connection's FIFO holds, so one command costs one object.
+ *
+ * Reading `constructor` is how every native consumer starts (await and Promise.resolve check it,
+ * then/catch/finally look up the species through it), so a getter there tells us that somebody
+ * is listening. Until then the native side is left alone: a reply only sets two fields, and a
+ * failure nobody listens to never rejects a Promise, so it can never be an unhandled rejection;
+ * it is reported on the loop instead. Future.all listens without the native side at all.
  */
-import pDefer, { type DeferredPromise } from 'p-defer';
 
 /**
  * What a connection's pending-reply FIFO holds. Futures are sinks; routing layers and mass
@@ -14,6 +20,11 @@ export interface ReplySink {
   readonly command: string;
   /** Whether this reply's strings should be decoded as Buffers. */
   readonly returnBuffers: boolean;
+  /**
+   * Whether this reply's integers should be decoded as bigints (exact beyond 2^53); when absent
+   * the connection's `bigInt` option decides.
+   */
+  readonly bigInt?: boolean | undefined;
   /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
   deadline: number;
   /** True once the sink has an outcome; a later reply for it is read and dropped. */
@@ -23,8 +34,6 @@ export interface ReplySink {
   rejectReply(err: Error): void;
 }
 
-/** One outcome of Future.allSettled / loop.batch. */
-export type Settled<T = unknown> = { ok: true; value: T } | { ok: false; error: Error };
 
 /** Where futures report rejections nobody was listening for (the EventLoop). */
 export interface UnobservedErrorSink {
@@ -36,153 +45,227 @@ interface FutureWaiter {
   settled(future: Future<unknown>): void;
 }
 
+// flags: the state in the low two bits, then what the future was told and who listens.
 const PENDING = 0;
 const RESOLVED = 1;
 const REJECTED = 2;
+const STATE = 3;
+const RETURN_BUFFERS = 4;
+/** `constructor` was read: a native reaction may exist, so the Promise side must settle. */
+const NATIVE = 8;
+/** A Future.all batch took it. */
+const GROUPED = 16;
 
-export class Future<T = unknown> implements PromiseLike<T>, ReplySink {
+// The executor every Future and batch shares: no closure per Promise. The Promise constructor
+// calls it synchronously, so the functions are picked up right after.
+let capturedResolve: ((value: unknown) => void) | undefined;
+let capturedReject: ((reason: unknown) => void) | undefined;
+function capture(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * Rejects a Future's native side through its resolve function (only that one is kept: a failure
+ * costs one more microtask, a command one function less).
+ */
+class Rejection {
+  constructor(private readonly reason: Error) {}
+  then(_resolve: unknown, reject: (reason: unknown) => void): void {
+    reject(this.reason);
+  }
+}
+
+const nativeThen = Promise.prototype.then;
+const ignore = (): void => {};
+
+export class Future<T = unknown> extends Promise<T> implements ReplySink {
   readonly command: string;
-  readonly returnBuffers: boolean;
-  deadline = 0;
+  /** Absolute time (ms since epoch) of this command's timeout; 0 (the prototype's) for none. */
+  declare deadline: number;
   /** Per-command timer, only for futures with their own `timeout` option. */
-  timer: NodeJS.Timeout | undefined = undefined;
-  private state = PENDING;
-  private value_: unknown = undefined;
-  private deferred: DeferredPromise<T> | undefined = undefined;
-  private waiter: FutureWaiter | undefined = undefined;
-  private readonly reporter: UnobservedErrorSink | null;
+  declare timer: NodeJS.Timeout | undefined;
+  /** Set only for a per-command `bigInt` option; otherwise the connection decides. */
+  declare bigInt: boolean | undefined;
+  private flags: number;
+  /** Pending: the FutureWaiter or the reporter, if any. Settled: the reply or the error. */
+  private slot: unknown;
+  private readonly settleNative: (value: unknown) => void;
 
   constructor(command: string, returnBuffers: boolean, reporter: UnobservedErrorSink | null) {
+    super(capture as never);
+    this.settleNative = capturedResolve!;
+    capturedResolve = capturedReject = undefined;
     this.command = command;
-    this.returnBuffers = returnBuffers;
-    this.reporter = reporter;
+    this.flags = returnBuffers ? RETURN_BUFFERS : 0;
+    this.slot = reporter;
+  }
+
+  get returnBuffers(): boolean {
+    return (this.flags & RETURN_BUFFERS) !== 0;
   }
 
   get settled(): boolean {
-    return this.state !== PENDING;
+    return (this.flags & STATE) !== PENDING;
   }
 
-  /** True once somebody called then/catch/finally/promise(). */
+  /** True once somebody awaited it, called then/catch/finally, or passed it to Future.all. */
   get observed(): boolean {
-    return this.deferred !== undefined || this.waiter !== undefined;
+    return (this.flags & (NATIVE | GROUPED)) !== 0;
   }
 
   /** The reply, once resolved (undefined before, or if it was rejected). */
   get value(): T | undefined {
-    return this.state === RESOLVED ? (this.value_ as T) : undefined;
+    return (this.flags & STATE) === RESOLVED ? (this.slot as T) : undefined;
   }
 
-  /** The rejection reason, if the future was rejected (for unobserved-error reports). */
+  /** The rejection reason, if the future was rejected. */
   get error(): Error | undefined {
-    return this.state === REJECTED ? (this.value_ as Error) : undefined;
+    return (this.flags & STATE) === REJECTED ? (this.slot as Error) : undefined;
   }
 
   resolveReply(reply: unknown): void {
-    if (this.state !== PENDING) return;
-    this.state = RESOLVED;
-    this.value_ = reply;
+    const flags = this.flags;
+    if ((flags & STATE) !== PENDING) return;
+    const waiter = this.slot;
+    this.flags = flags | RESOLVED;
+    this.slot = reply;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.deferred !== undefined) this.deferred.resolve(reply as T);
-    if (this.waiter !== undefined) this.waiter.settled(this);
+    if ((flags & NATIVE) !== 0) this.settleNative(reply);
+    if ((flags & GROUPED) !== 0) (waiter as FutureWaiter).settled(this);
   }
 
   rejectReply(err: Error): void {
-    if (this.state !== PENDING) return;
-    this.state = REJECTED;
-    this.value_ = err;
+    const flags = this.flags;
+    if ((flags & STATE) !== PENDING) return;
+    const waiter = this.slot;
+    this.flags = flags | REJECTED;
+    this.slot = err;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.deferred !== undefined) this.deferred.reject(err);
-    if (this.waiter !== undefined) this.waiter.settled(this);
-    else if (this.deferred === undefined && this.reporter !== null) this.reporter.reportUnobserved(this);
+    if ((flags & NATIVE) !== 0) this.rejectNative(err);
+    if ((flags & GROUPED) !== 0) (waiter as FutureWaiter).settled(this);
+    else if ((flags & NATIVE) === 0 && waiter !== null && waiter !== undefined) (waiter as UnobservedErrorSink).reportUnobserved(this);
   }
 
-  /** The Promise behind this future, made on first use. */
-  promise(): Promise<T> {
-    let d = this.deferred;
-    if (d === undefined) {
-      d = this.deferred = pDefer<T>();
-      if (this.state === RESOLVED) d.resolve(this.value_ as T);
-      else if (this.state === REJECTED) d.reject(this.value_);
-    }
-    return d.promise;
+  private rejectNative(err: Error): void {
+    this.settleNative(new Rejection(err));
+    // Whoever read `constructor` attaches its handler now, but a bare Promise.resolve(f) or a
+    // library peeking at the constructor attaches none: the future's own failure must never be
+    // an unhandled rejection. (A chain the caller builds on it still reports its own.)
+    nativeThen.call(this, undefined, ignore);
   }
 
-  then<R1 = T, R2 = never>(
-    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
-    onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
-  ): Promise<R1 | R2> {
-    return this.promise().then(onFulfilled, onRejected);
-  }
-
-  catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): Promise<T | R> {
-    return this.promise().catch(onRejected);
-  }
-
-  finally(onFinally?: (() => void) | null): Promise<T> {
-    return this.promise().finally(onFinally);
+  /** Called when `constructor` is read: from now on the Promise side follows the future. */
+  private listen(): void {
+    const flags = this.flags;
+    if ((flags & NATIVE) !== 0) return;
+    this.flags = flags | NATIVE;
+    const state = flags & STATE;
+    if (state === RESOLVED) this.settleNative(this.slot);
+    else if (state === REJECTED) this.rejectNative(this.slot as Error);
   }
 
   /**
-   * Like Promise.all for futures, with one Promise for the whole batch instead of several per
-   * future: resolves to the replies in order, or rejects with the first failure.
+   * Like Promise.all (same types: a tuple keeps each position's type), with one Promise for the
+   * whole batch instead of several per future: resolves to the replies in order, or rejects with
+   * the first failure. Values that are not futures are awaited as Promise.all would.
    */
-  static all<T>(futures: readonly Future<T>[]): Promise<T[]> {
-    const group = new FutureGroup<T>(futures);
-    for (const f of futures) {
-      if (f.state !== PENDING) {
-        f.waiter ??= group; // observed: a failure it already had is not reported as unobserved
-        group.settled(f);
-      } else if (f.waiter === undefined) f.waiter = group;
-      else f.promise().then(() => group.settled(f), () => group.settled(f)); // in two groups at once
-    }
-    return group.deferred.promise;
-  }
-
-  /**
-   * Every outcome, in order, as values: never rejects because one failed (loop.batch). Uses
-   * only then(), so it works for any future (or promise) and stays apart from all()'s machinery.
-   */
-  static allSettled<T>(futures: readonly PromiseLike<T>[]): Promise<Settled<T>[]> {
-    return new Promise((resolve) => {
-      const out = new Array<Settled<T>>(futures.length);
-      let left = futures.length;
-      if (left === 0) resolve(out);
-      for (let i = 0; i < futures.length; i++) {
-        futures[i]!.then(
-          (value) => { out[i] = { ok: true, value }; if (--left === 0) resolve(out); },
-          (error: Error) => { out[i] = { ok: false, error }; if (--left === 0) resolve(out); },
-        );
+  static override all<A extends readonly unknown[] | []>(values: A): Promise<{ -readonly [P in keyof A]: Awaited<A[P]> }>;
+  static override all<V>(values: Iterable<V | PromiseLike<V>>): Promise<Awaited<V>[]>;
+  static override all(values: Iterable<unknown>): Promise<unknown[]> {
+    const items = Array.isArray(values) ? values as readonly unknown[] : Array.from(values);
+    const group = new FutureGroup(items);
+    for (let i = 0; i < items.length; i++) {
+      const f = items[i];
+      if (!(f instanceof Future)) {
+        Promise.resolve(f).then((v) => group.resolveAt(i, v), (e: unknown) => group.fail(e));
+        continue;
       }
-    });
+      const flags = f.flags;
+      if ((flags & STATE) !== PENDING) {
+        f.flags = flags | GROUPED; // observed: a failure it already had is not reported as unobserved
+        group.settled(f);
+      } else if ((flags & GROUPED) === 0) {
+        f.flags = flags | GROUPED;
+        f.slot = group;
+      } else {
+        // In another batch already: wait for it the native way.
+        f.then((v) => group.resolveAt(i, v), (e: unknown) => group.fail(e));
+      }
+    }
+    return group.promise;
   }
 
-  get [Symbol.toStringTag](): string {
+  override get [Symbol.toStringTag](): string {
     return 'Future';
   }
 }
 
+// `await`, Promise.resolve and then() all read `constructor`; answering Promise makes them treat a
+// future exactly as a native Promise (no thenable job, no extra Promise), and tells us to listen.
+Object.defineProperty(Future.prototype, 'constructor', {
+  configurable: true,
+  enumerable: false,
+  get(this: Future<unknown>) {
+    (this as unknown as { listen(): void }).listen();
+    return Promise;
+  },
+});
+Object.defineProperty(Future, Symbol.species, { configurable: true, get: () => Promise });
+// The other statics construct through `this`; a Future is only ever made by the loop.
+for (const name of ['resolve', 'reject', 'race', 'allSettled', 'any', 'withResolvers'] as const) {
+  const fn = (Promise as unknown as Record<string, unknown>)[name];
+  if (typeof fn === 'function') Object.defineProperty(Future, name, { configurable: true, writable: true, value: fn.bind(Promise) });
+}
+Object.defineProperty(Future.prototype, 'deadline', { configurable: true, writable: true, value: 0 });
+Object.defineProperty(Future.prototype, 'timer', { configurable: true, writable: true, value: undefined });
+Object.defineProperty(Future.prototype, 'bigInt', { configurable: true, writable: true, value: undefined });
 
-class FutureGroup<T> implements FutureWaiter {
-  readonly deferred = pDefer<T[]>();
+/** One Future.all batch: counts settled futures and makes one Promise. */
+class FutureGroup implements FutureWaiter {
+  readonly promise: Promise<unknown[]>;
+  private readonly resolve: (values: unknown[]) => void;
+  private readonly reject: (reason: unknown) => void;
+  private readonly values: unknown[];
   private remaining: number;
   private done = false;
 
-  constructor(private readonly futures: readonly Future<T>[]) {
-    this.remaining = futures.length;
-    if (futures.length === 0) this.deferred.resolve([]);
+  constructor(private readonly items: readonly unknown[]) {
+    this.promise = new Promise<unknown[]>(capture as never);
+    this.resolve = capturedResolve!;
+    this.reject = capturedReject!;
+    capturedResolve = capturedReject = undefined;
+    this.remaining = items.length;
+    this.values = new Array<unknown>(items.length);
+    if (items.length === 0) this.finish();
   }
 
   settled(future: Future<unknown>): void {
     if (this.done) return;
     const err = future.error;
-    if (err !== undefined) {
-      this.done = true;
-      this.deferred.reject(err);
-    } else if (--this.remaining === 0) {
-      this.done = true;
-      const values = new Array<T>(this.futures.length);
-      for (let i = 0; i < values.length; i++) values[i] = this.futures[i]!.value as T;
-      this.deferred.resolve(values);
+    if (err !== undefined) this.fail(err);
+    else if (--this.remaining === 0) this.finish();
+  }
+
+  resolveAt(index: number, value: unknown): void {
+    if (this.done) return;
+    this.values[index] = value;
+    if (--this.remaining === 0) this.finish();
+  }
+
+  fail(err: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.reject(err);
+  }
+
+  private finish(): void {
+    this.done = true;
+    const { items, values } = this;
+    for (let i = 0; i < values.length; i++) {
+      const f = items[i];
+      if (f instanceof Future) values[i] = f.value;
     }
+    this.resolve(values);
   }
 }

@@ -4,7 +4,8 @@ export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './eventl
 export { Connection } from './connection.js';
 export type { ConnectionState, ConnectionStats } from './connection.js';
 export { Future } from './future.js';
-export type { ReplySink, Settled } from './future.js';
+export type { ReplySink } from './future.js';
+export type { Settled } from './batch.js';
 export type { CommandTarget } from './target.js';
 export type { ConnectionOptions, ReconnectOptions } from './options.js';
 export { parseRedisUrl, Secret } from './options.js';

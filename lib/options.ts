@@ -83,6 +83,11 @@ export interface ConnectionOptions {
   resetOnTimeout?: boolean | undefined;
   /** Decode replies' strings as Buffers. Default false. */
   returnBuffers?: boolean | undefined;
+  /**
+   * Decode integer replies as bigints, exact over the whole 64-bit range. Default false: numbers,
+   * exact up to 2^53 and the nearest double beyond.
+   */
+  bigInt?: boolean | undefined;
   /** Queue commands while not connected (true) or reject them at once (false). Default true. */
   offlineQueue?: boolean | undefined;
   /** Most commands the offline queue holds; beyond it commands reject. Default 100000. */
@@ -115,6 +120,7 @@ export interface ResolvedOptions {
   commandTimeout: number;
   resetOnTimeout: boolean;
   returnBuffers: boolean;
+  bigInt: boolean;
   offlineQueue: boolean;
   maxOfflineQueue: number;
   reconnect: ResolvedReconnect | false;
@@ -131,7 +137,7 @@ export const DEFAULT_RECONNECT: ResolvedReconnect = {
 const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
   name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
-  returnBuffers: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
+  returnBuffers: false, bigInt: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false,
 };
 
@@ -259,7 +265,7 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
     check(isCount(r[k]) && r[k] > 0, `${k} must be a positive number, got ${String(r[k])}`);
   }
   check(r.keepAlive === false || isCount(r.keepAlive), 'keepAlive must be a number of ms or false');
-  for (const k of ['resetOnTimeout', 'returnBuffers', 'offlineQueue', 'readOnly'] as const) {
+  for (const k of ['resetOnTimeout', 'returnBuffers', 'bigInt', 'offlineQueue', 'readOnly'] as const) {
     check(typeof r[k] === 'boolean', `${k} must be a boolean`);
   }
 

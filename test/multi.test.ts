@@ -154,12 +154,14 @@ describe('multi, batch and scripts on one server', function () {
     expect(r[2]).to.equal('x');
   });
 
-  it('Future.allSettled takes futures that already settled and ones that have not, in order', async () => {
+  it('Future.allSettled (Promise.allSettled: futures are Promises) takes futures that already settled and ones that have not, in order', async () => {
     const early = loop.sendCommand(conn, 'NOSUCH');
     await outcome(Promise.resolve(1)); // let nothing happen yet; early is still in flight or failed
     const all = await Future.allSettled([early, loop.sendCommand(conn, 'PING'), loop.sendCommand(conn, 'NOSUCH2')]);
-    expect(all.map((o) => o.ok)).to.deep.equal([false, true, false]);
-    expect(all[1]).to.deep.equal({ ok: true, value: 'PONG' });
+    expect(all.map((o) => o.status)).to.deep.equal(['rejected', 'fulfilled', 'rejected']);
+    expect(all[1]).to.deep.equal({ status: 'fulfilled', value: 'PONG' });
+    expect((all[0] as PromiseRejectedResult).reason).to.be.instanceOf(ReplyError);
+    expect(loop.unobservedErrors).to.equal(0);
   });
 });
 

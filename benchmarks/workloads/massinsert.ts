@@ -147,7 +147,7 @@ const unawaitedContestant: Contestant = {
   id: 'redloop-unawaited',
   label: 'redloop sendCommand, un-awaited',
   kind: 'redloop',
-  note: 'fire-and-forget futures, only the last one awaited; errors counted by the loop',
+  note: 'one synchronous burst of fire-and-forget futures, only the last one awaited; errors counted by the loop',
   async open(ctx): Promise<Session> {
     const { loop, conn, close } = await openCleared(ctx);
     return {
@@ -155,8 +155,18 @@ const unawaitedContestant: Contestant = {
       run: async () => {
         const n = ctx.count;
         const before = loop.unobservedErrors;
+        const m0 = process.memoryUsage();
         let last;
         for (let i = 0; i < n; i++) last = loop.sendCommand(conn, 'SET', key(i), value(i));
+        // The peak: every future and encoded command exists now, and again right after the
+        // tick's flush (queued before this nextTick) turned them into bytes for the socket.
+        const m1 = process.memoryUsage();
+        const m2 = await new Promise<NodeJS.MemoryUsage>((resolve) => process.nextTick(() => resolve(process.memoryUsage())));
+        const grew = (m: NodeJS.MemoryUsage) => m.heapUsed + m.external - m0.heapUsed - m0.external;
+        const memory = {
+          heapMB: Math.max(grew(m1), grew(m2)) / 1e6,
+          rssMB: (Math.max(m1.rss, m2.rss) - m0.rss) / 1e6,
+        };
         const reply = await last;
         if (reply !== 'OK') fail('SET', n - 1, reply, 'OK');
         // Unobserved errors are counted one macrotask after they arrive.
@@ -164,7 +174,7 @@ const unawaitedContestant: Contestant = {
         const errors = loop.unobservedErrors - before;
         if (errors !== 0) throw new VerificationError(`sendCommand: ${errors} un-awaited command(s) failed`);
         await checkLastKey(loop, conn, n);
-        return { ops: n };
+        return { ops: n, memory };
       },
     };
   },

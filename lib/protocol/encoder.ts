@@ -69,6 +69,18 @@ function byteLength(s: string): number {
   return n;
 }
 
+/**
+ * A number as Redis must read it back: an integer as its exact decimal digits (String() prints
+ * 2**62 as 4611686018427388000 and 1e21 as 1e+21), any other finite number as String() prints it,
+ * the shortest text that parses back to the same double (strtold reads its exponent form).
+ * undefined for NaN and the infinities.
+ */
+function numberText(a: number): string | undefined {
+  if (a <= 9007199254740991 && a >= -9007199254740991) return String(a); // NaN fails both tests
+  if (Number.isInteger(a)) return BigInt(a).toString(); // beyond 2^53 every finite double is an integer
+  return undefined;
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -103,8 +115,8 @@ export function encodeCommand(name: string, args: ArrayLike<unknown>, from = 0):
     if (typeof a === 'string') {
       out += '$' + byteLength(a) + CRLF + a + CRLF;
     } else if (typeof a === 'number') {
-      if (!Number.isFinite(a)) return badArgument(name, i - from + 1, a);
-      const s = String(a);
+      const s = numberText(a);
+      if (s === undefined) return badArgument(name, i - from + 1, a);
       out += '$' + s.length + CRLF + s + CRLF;
     } else if (typeof a === 'bigint') {
       const s = a.toString();

@@ -9,6 +9,9 @@ import { startRedis, type RedisServer } from '../support/index.js';
 /** The bytes Redis should hold for an argument. */
 function bytesOf(arg: Arg): Buffer {
   if (typeof arg === 'string') return Buffer.from(arg, 'utf8');
+  // Integers go out as their exact decimal digits (String() would print 2**62 and 1e21 rounded
+  // or in exponent form); other numbers as String() prints them, which Redis reads back exactly.
+  if (typeof arg === 'number' && Number.isInteger(arg)) return Buffer.from(BigInt(arg).toString());
   if (typeof arg === 'number' || typeof arg === 'bigint') return Buffer.from(String(arg));
   return Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength);
 }

@@ -1,0 +1,230 @@
+// Arguments and replies are exactly what they say: numbers beyond 2^53 go out as their digits,
+// integer replies come back as the nearest double (or exact bigints on request), and an error
+// reply anywhere in a reply is a redloop ReplyError that names its command.
+import net from 'node:net';
+import { expect } from 'chai';
+import { EventLoop, ReplyError, type Connection } from '../lib/index.js';
+import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
+import { ProtocolError } from '../lib/errors.js';
+import { encodeCommand, startRedis, type RedisServer } from './support/index.js';
+
+const MIN_I64 = -(2n ** 63n);
+const MAX_I64 = 2n ** 63n - 1n;
+
+describe('exactness: numbers as arguments', function () {
+  let server: RedisServer;
+  let loop: EventLoop;
+  let conn: Connection;
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+  beforeEach(() => {
+    loop = new EventLoop();
+    conn = loop.connect(server.url);
+  });
+  afterEach(() => loop.close());
+
+  it('stores 2**62 as 4611686018427387904, not as JavaScript prints it', async () => {
+    await loop.sendCommand(conn, 'SET', 'n62', 2 ** 62);
+    expect(await server.command('GET', 'n62')).to.equal('4611686018427387904');
+    expect(await loop.sendCommand(conn, 'INCR', 'n62')).to.equal(2 ** 62); // 4611686018427387905 rounds to 2^62
+  });
+
+  it('sends 1e21 and -2^63 as their decimal digits; fractions as a form Redis reads back to the same double', async () => {
+    await loop.sendCommand(conn, 'SET', 'e21', 1e21);
+    await loop.sendCommand(conn, 'SET', 'min', -(2 ** 63));
+    await loop.sendCommand(conn, 'SET', 'tiny', 1e-7);
+    expect(await server.command('GET', 'e21')).to.equal('1000000000000000000000');
+    expect(await server.command('GET', 'min')).to.equal('-9223372036854775808');
+    expect(await loop.sendCommand(conn, 'INCRBYFLOAT', 'tiny', 0)).to.satisfy((s: string) => Number(s) === 1e-7);
+    await loop.sendCommand(conn, 'ZADD', 'z', 0.1 + 0.2, 'm');
+    expect(Number(await loop.sendCommand(conn, 'ZSCORE', 'z', 'm'))).to.equal(0.1 + 0.2);
+  });
+});
+
+describe('exactness: integer replies', function () {
+  let server: RedisServer;
+  let loop: EventLoop;
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+  beforeEach(() => { loop = new EventLoop(); });
+  afterEach(() => loop.close());
+
+  it('DECR down to -2^63 is the nearest double by default, and exact with bigInt on the connection', async () => {
+    const plain = loop.connect(server.url);
+    const exact = loop.connect({ url: server.url, bigInt: true });
+    await loop.sendCommand(plain, 'SET', 'd', String(MIN_I64 + 2n));
+    expect(await loop.sendCommand(exact, 'DECR', 'd')).to.equal(MIN_I64 + 1n);
+    expect(await loop.sendCommand(plain, 'DECR', 'd')).to.equal(-(2 ** 63)); // -9223372036854775808 exactly
+    expect(await loop.sendCommand(exact, 'INCR', 'd')).to.equal(MIN_I64 + 1n);
+    expect(await loop.sendCommand(plain, 'INCRBY', 'd', 0)).to.equal(Number(MIN_I64 + 1n)); // nearest double
+    await loop.sendCommand(plain, 'SET', 'max', String(MAX_I64 - 1n));
+    expect(await loop.sendCommand(exact, 'INCR', 'max')).to.equal(MAX_I64);
+    expect(await loop.sendCommand(plain, 'INCRBY', 'max', 0)).to.equal(2 ** 63); // nearest double of 2^63-1
+    // Small integers are bigints too in bigInt mode, so the type never depends on the value.
+    expect(await loop.sendCommand(exact, 'EXISTS', 'max')).to.equal(1n);
+    expect(await loop.sendCommand(plain, 'EXISTS', 'max')).to.equal(1);
+  });
+
+  it('bigInt per command overrides the connection, both ways, inside arrays too', async () => {
+    const plain = loop.connect(server.url);
+    const exact = loop.connect({ url: server.url, bigInt: true });
+    await loop.sendCommand(plain, 'SET', 'big', String(MAX_I64));
+    const [a, b, c, d] = await Promise.all([
+      loop.send(plain, ['INCRBY', 'big', 0], { bigInt: true }),
+      loop.sendCommand(plain, 'INCRBY', 'big', 0),
+      loop.send(exact, ['INCRBY', 'big', 0], { bigInt: false }),
+      loop.send(plain, ['EVAL', 'return {tonumber(ARGV[1]), {7}}', 0, 1], { bigInt: true }),
+    ]);
+    expect([a, b, c]).to.deep.equal([MAX_I64, 2 ** 63, 2 ** 63]);
+    expect(d).to.deep.equal([1n, [7n]]);
+    expect(await loop.send(exact, ['EVAL', "return {redis.call('EXISTS', KEYS[1])}", 1, 'big'])).to.deep.equal([1n]);
+  });
+
+  it('a bigInt option that is not a boolean is a TypeError, nothing sent', async () => {
+    const conn = loop.connect(server.url);
+    const err = await loop.send(conn, ['PING'], { bigInt: 'yes' as never }).then(() => null, (e: Error) => e);
+    expect(err).to.be.instanceOf(TypeError);
+    expect(() => loop.connect({ url: server.url, bigInt: 1 as never })).to.throw(/bigInt must be a boolean/);
+  });
+});
+
+describe('exactness: error replies inside arrays', function () {
+  let server: RedisServer;
+  let loop: EventLoop;
+  let conn: Connection;
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+  beforeEach(() => {
+    loop = new EventLoop();
+    conn = loop.connect(server.url);
+  });
+  afterEach(() => loop.close());
+
+  it('EXEC: the failed command\'s slot holds a ReplyError with code and command, the others their replies', async () => {
+    await loop.sendCommand(conn, 'SET', 'str', 'x');
+    loop.sendCommand(conn, 'MULTI');
+    loop.sendCommand(conn, 'INCR', 'str');
+    loop.sendCommand(conn, 'ECHO', 'ok');
+    const replies = await loop.sendCommand<unknown[]>(conn, 'exec');
+    expect(replies[1]).to.equal('ok');
+    const err = replies[0] as ReplyError;
+    expect(err).to.be.instanceOf(ReplyError);
+    expect(err.code).to.equal('ERR');
+    expect(err.command).to.equal('EXEC');
+    expect(err.message).to.match(/not an integer/);
+  });
+
+  it('EVAL returning redis.error_reply nested in arrays: a ReplyError at every depth', async () => {
+    const reply = await loop.sendCommand<unknown[]>(conn, 'eval',
+      "return {1, redis.error_reply('MYERR first'), {redis.error_reply('DEEP second'), 'x'}}", 0);
+    expect(reply[0]).to.equal(1);
+    const [first, [second, x]] = [reply[1] as ReplyError, reply[2] as [ReplyError, string]];
+    expect(first).to.be.instanceOf(ReplyError);
+    expect(second).to.be.instanceOf(ReplyError);
+    expect([first.code, first.command, first.message]).to.deep.equal(['MYERR', 'EVAL', 'MYERR first']);
+    expect([second.code, second.command]).to.deep.equal(['DEEP', 'EVAL']);
+    expect(x).to.equal('x');
+    // A top-level error_reply rejects the future, as any error reply does.
+    const top = await loop.sendCommand(conn, 'EVAL', "return redis.error_reply('TOP level')", 0).then(() => null, (e: Error) => e);
+    expect(top).to.be.instanceOf(ReplyError);
+    expect((top as ReplyError).code).to.equal('TOP');
+  });
+
+  it('ReplyError.command is the command name upper-cased, as its doc says, however it was typed', async () => {
+    await loop.sendCommand(conn, 'SET', 's', 'x');
+    const err = await loop.sendCommand(conn, 'incr', 's').then(() => null, (e: Error) => e);
+    expect(err).to.be.instanceOf(ReplyError);
+    expect((err as ReplyError).command).to.equal('INCR');
+    expect(new ReplyError('ERR x', 'hGetAll').command).to.equal('HGETALL');
+  });
+});
+
+/** The raw bytes a real server sends for `commands`, read until the reply to a final ECHO marker. */
+async function serverBytes(port: number, commands: (string | number)[][]): Promise<Buffer> {
+  const marker = `end-${Date.now()}`;
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  const chunks: Buffer[] = [];
+  const tail = Buffer.from(`$${marker.length}\r\n${marker}\r\n`);
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      const all = Buffer.concat(chunks);
+      if (all.length >= tail.length && all.subarray(all.length - tail.length).equals(tail)) resolve();
+    });
+    socket.write(Buffer.concat([...commands, ['ECHO', marker]].map((c) => encodeCommand(c))));
+  });
+  socket.destroy();
+  const all = Buffer.concat(chunks);
+  return all.subarray(0, all.length - tail.length);
+}
+
+class Collector implements ReplyHandler {
+  replies: unknown[] = [];
+  onReply(reply: unknown): void { this.replies.push(reply); }
+  onErrorReply(message: string): void { this.replies.push(`ERROR ${message}`); }
+  onProtocolError(err: ProtocolError): void { this.replies.push(err); }
+  nestedError(message: string): Error { return new ReplyError(message, 'X'); }
+}
+
+function decode(bytes: Buffer, cuts: number[], options: { buffers?: boolean; bigInt?: boolean } = {}): unknown[] {
+  const c = new Collector();
+  const d = new ReplyDecoder(c, options.buffers ?? false, options.bigInt ?? false);
+  let at = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    if (cut > at) d.feed(Buffer.from(bytes.subarray(at, cut))); // a copy, as a socket would hand over
+    at = Math.max(at, cut);
+  }
+  return c.replies;
+}
+
+describe('exactness: the decoder, on a real server\'s bytes cut anywhere', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  before(async () => { server = await startRedis(); });
+  after(async () => { await server.stop(); });
+
+  it('gives the same replies whatever the chunk boundaries (every single cut, and random cuts)', async () => {
+    const big = 'v'.repeat(100_000) + 'é';
+    const bytes = await serverBytes(server.port, [
+      ['DEL', 'l', 'h', 'big'], ['RPUSH', 'l', 'a', '', 'ü€🚀', '-1', '12345678901234567890'], ['LRANGE', 'l', 0, -1],
+      ['SET', 'i', String(MIN_I64)], ['GET', 'i'], ['INCRBY', 'i', 0], ['INCRBY', 'i', 1], ['GET', 'nope'],
+      ['EVAL', "return {1, {2, {redis.error_reply('E1 x'), 'y'}}, {}, false, -42}", 0], ['NOSUCHCOMMAND'],
+      ['SET', 'big', big], ['GET', 'big'], ['MGET', 'big', 'nope', 'i'], ['PING'], ['HSET', 'h', 'f', '1'], ['HGETALL', 'h'],
+    ]);
+    const whole = decode(bytes, []);
+    expect(whole).to.have.length(16);
+    expect(whole[2]).to.deep.equal(['a', '', 'ü€🚀', '-1', '12345678901234567890']);
+    expect(whole[5]).to.equal(-(2 ** 63));
+    expect(whole[6]).to.equal(Number(MIN_I64 + 1n));
+    expect(whole[7]).to.equal(null);
+    const nested = whole[8] as unknown[];
+    expect(nested[0]).to.equal(1);
+    expect(((nested[1] as unknown[])[1] as unknown[])[0]).to.be.instanceOf(ReplyError);
+    expect(nested.slice(2)).to.deep.equal([[], null, -42]);
+    expect(whole[9]).to.match(/^ERROR ERR unknown command/);
+    expect(whole[11]).to.equal(big);
+    expect(whole[12]).to.deep.equal([big, null, String(MIN_I64 + 1n)]);
+    expect(whole.slice(13)).to.deep.equal(['PONG', 1, ['f', '1']]);
+    expect(decode(bytes, [], { bigInt: true })[6]).to.equal(MIN_I64 + 1n);
+    expect((decode(bytes, [], { buffers: true })[2] as Buffer[]).map((b) => b.toString())).to.deep.equal(whole[2]);
+
+    const small = bytes.subarray(0, bytes.indexOf('$100002')); // every cut of everything before the big value
+    const smallWhole = decode(small, []);
+    for (let cut = 1; cut < small.length; cut++) expect(decode(small, [cut]), `cut at ${cut}`).to.deep.equal(smallWhole);
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let run = 0; run < 200; run++) {
+      const cuts: number[] = [];
+      for (let at = 0; at < bytes.length;) cuts.push(at += 1 + Math.floor(random() * (run % 2 ? 70_000 : 40)));
+      expect(decode(bytes, cuts), `run ${run}`).to.deep.equal(whole);
+    }
+  });
+
+  it('reports a byte that is not RESP as a ProtocolError and stops', () => {
+    const replies = decode(Buffer.from('+OK\r\n!oops\r\n+NEVER\r\n'), []);
+    expect(replies[0]).to.equal('OK');
+    expect(replies[1]).to.be.instanceOf(ProtocolError);
+    expect(replies).to.have.length(2);
+  });
+});
