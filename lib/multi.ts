@@ -47,7 +47,10 @@ const REDIRECTS = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']);
  * redis-parser builds its own error class for nested errors.
  */
 export function asReplyError(err: Error, command: string): ReplyError {
-  return err instanceof ReplyError ? err : new ReplyError(err.message, command);
+  // The decoder names a nested error after the command it answered (EXEC); inside a block the
+  // error belongs to the queued command at its position.
+  if (err instanceof ReplyError && err.command === command) return err;
+  return new ReplyError(err.message, command);
 }
 
 /** Replaces every nested error of an EXEC reply, in place; position i answers names[i]. */

@@ -6,6 +6,7 @@
  * the same order, would put it. Key extraction and cross-slot splitting are the cluster's.
  */
 import { inspect } from 'node:util';
+import pDefer, { type DeferredPromise } from 'p-defer';
 import type { Connection } from './connection.js';
 import type { ReplySink } from './future.js';
 import type { Encoded } from './protocol/encoder.js';
@@ -39,7 +40,8 @@ export class ShardSet extends SlotRouter {
   private readonly shardOfSlot: Uint16Array;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
-  private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Made only for a caller of whenReady(), so a failure always has a listener. */
+  private ready: DeferredPromise<void> | undefined;
 
   /** @internal use loop.shards() */
   constructor(loop: unknown, connections: readonly Connection[]) {
@@ -73,7 +75,8 @@ export class ShardSet extends SlotRouter {
   whenReady(): Promise<void> {
     if (this.table !== undefined) return Promise.resolve();
     if (this.closed) return Promise.reject(new RoutingError('this shard set is closed'));
-    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    this.ready ??= pDefer<void>();
+    return this.ready.promise;
   }
 
   /** The connection of the shard that owns `key`'s hash slot. */
@@ -118,13 +121,14 @@ export class ShardSet extends SlotRouter {
       if (this.closed) return;
       this.table = new CommandTable(reply);
       this.releaseParked();
-      for (const w of this.readyWaiters.splice(0)) w.resolve();
+      this.ready?.resolve();
     }, (err: Error) => {
       if (this.closed) return;
       const limit = conn.resolvedOptions.connectTimeout;
       if (limit > 0 && Date.now() - this.startedAt > limit) {
         this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${err.message}; never written`));
-        for (const w of this.readyWaiters.splice(0)) w.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
+        this.ready?.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
+        this.ready = undefined;
       }
       this.retryTimer = setTimeout(() => this.loadCommandTable(attempt + 1), Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
       this.retryTimer.unref();
@@ -136,7 +140,8 @@ export class ShardSet extends SlotRouter {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.rejectParked((name) => this.closedError(name));
-    for (const w of this.readyWaiters.splice(0)) w.reject(new RoutingError('this shard set was closed'));
+    this.ready?.reject(new RoutingError('this shard set was closed'));
+    this.ready = undefined;
   }
 
   [inspect.custom](): string {

@@ -143,7 +143,7 @@ describe('benchmarks: every workload and contestant, tiny counts', function () {
       expect(lines[0], stdout).to.match(/^\[1\/2\] ping, \d+ s: redloop [\d,]+\/s$/);
       expect(lines[1], stdout).to.match(/^\[2\/2\] ping-window, \d+ s: redloop [\d,]+\/s$/);
       // Only redloop ran, so no target can be judged: --check says so and fails the run.
-      expect(stderr).to.match(/bench --check: 3 target\(s\) missed:\n {2}.*not judged: a contestant it compares did not run/);
+      expect(stderr).to.match(/bench --check: \d+ target\(s\) missed:\n {2}.*not judged: a contestant it compares did not run/);
       expect(code, stderr).to.equal(1);
       expect((await fs.promises.readdir(out)).filter((f) => f.startsWith('partial.')).sort()).to.deep.equal(['partial.json', 'partial.svg']);
     } finally {

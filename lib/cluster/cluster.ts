@@ -9,6 +9,7 @@
  * that was not written waits for the slot's new owner and goes there.
  */
 import { inspect } from 'node:util';
+import pDefer, { type DeferredPromise } from 'p-defer';
 import type { Connection } from '../connection.js';
 import type { ReplySink } from '../future.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
@@ -155,7 +156,8 @@ export class Cluster extends SlotRouter {
    */
   private readonly fences = new Map<number, ClusterSink[]>();
   private replicaTimer: NodeJS.Timeout | undefined;
-  private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Made only for a caller of whenReady(), so a failure always has a listener. */
+  private ready: DeferredPromise<void> | undefined;
   private discoveryFailingSince = 0;
   private readonly counters: ClusterStats = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, refreshes: 0, split: 0 };
 
@@ -243,7 +245,8 @@ export class Cluster extends SlotRouter {
   whenReady(): Promise<void> {
     if (this.routable) return Promise.resolve();
     if (this.closed) return Promise.reject(new ClientStateError('this cluster is closed'));
-    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    this.ready ??= pDefer<void>();
+    return this.ready.promise;
   }
 
   /** A connection to every master in the current map (SCAN, keyless fan-out by hand). */
@@ -614,7 +617,8 @@ export class Cluster extends SlotRouter {
       this.owner.emit('topology', this);
     }
     this.releaseParked();
-    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    this.ready?.resolve();
+    this.ready = undefined;
     const waiting = this.waitingForMap;
     this.waitingForMap = [];
     for (const s of waiting) this.resend(s);
@@ -667,7 +671,8 @@ export class Cluster extends SlotRouter {
     if (now - this.discoveryFailingSince >= limit) {
       const why = (name: string) => new ConnectionClosedError(`no seed of the cluster answered CLUSTER SHARDS within ${limit}ms (connectTimeout)`, name, false);
       this.rejectParked(why);
-      for (const w of this.readyWaiters.splice(0)) w.reject(why('cluster'));
+      this.ready?.reject(why('cluster'));
+      this.ready = undefined;
     }
     setTimeout(() => this.refresh(), 100).unref();
   }
@@ -690,7 +695,8 @@ export class Cluster extends SlotRouter {
     for (const s of this.waitingForMap.splice(0)) s.user.rejectReply(this.closedError(s.command));
     for (const held of this.fences.values()) for (const s of held) if (!s.user.settled) s.user.rejectReply(this.closedError(s.command));
     this.fences.clear();
-    for (const w of this.readyWaiters.splice(0)) w.reject(new ClientStateError('this cluster was closed'));
+    this.ready?.reject(new ClientStateError('this cluster was closed'));
+    this.ready = undefined;
   }
 
   [inspect.custom](): string {

@@ -1,6 +1,6 @@
 /**
  * Hash slots exactly as Redis computes them (CRC16/XMODEM of the key, or of its hash tag,
- * modulo 16384). cluster-key-slot does the CRC; this file owns the hash-tag rule, because
+ * modulo 16384). cluster-key-slot hashes byte keys; this file owns the hash-tag rule, because
  * cluster-key-slot 1.1.x disagrees with the server when the first `{` is followed at once by
  * `}`: for `foo{}{bar}` Redis hashes the whole key, cluster-key-slot hashes `}{bar`.
  */
@@ -21,16 +21,32 @@ export function keySlot(key: unknown): number {
   return stringSlot(String(key));
 }
 
+/**
+ * Most keys are short ASCII strings: hashed straight from their char codes, with no byte array
+ * per key (cluster-key-slot builds one; routing every command of a mass insertion pays for it).
+ */
 function stringSlot(key: string): number {
-  const open = key.indexOf('{');
-  if (open === -1) return calculateSlot(key);
-  const close = key.indexOf('}', open + 1);
-  // No `}` after the first `{`: cluster-key-slot hashes the whole key too.
-  if (close === -1) return calculateSlot(key);
-  // `{` and `}` are ASCII, so string offsets cut the UTF-8 bytes at the same place. The tag
-  // holds no `}`, so cluster-key-slot hashes it whole.
-  if (close > open + 1) return calculateSlot(key.slice(open + 1, close));
-  return crc16(Buffer.from(key)) & (SLOT_COUNT - 1); // empty tag: the whole key, as Redis does
+  const n = key.length;
+  let open = -1;
+  let close = -1;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 127) return bytesSlot(Buffer.from(key));
+    if (open === -1) {
+      if (c === OPEN) open = i;
+    } else if (close === -1 && c === CLOSE) {
+      close = i;
+    }
+  }
+  let from = 0;
+  let to = n;
+  if (close > open + 1) { // a non-empty tag: only it is hashed (an empty one: the whole key)
+    from = open + 1;
+    to = close;
+  }
+  let crc = 0;
+  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ key.charCodeAt(i)) & 0xff]!;
+  return crc & (SLOT_COUNT - 1);
 }
 
 function bytesSlot(key: Buffer): number {
@@ -42,7 +58,7 @@ function bytesSlot(key: Buffer): number {
   return crc16(key) & (SLOT_COUNT - 1);
 }
 
-// CRC16/XMODEM (poly 0x1021, init 0), only for the rare keys cluster-key-slot would mis-tag.
+// CRC16/XMODEM (poly 0x1021, init 0): for ASCII strings, and the byte keys cluster-key-slot would mis-tag.
 const TABLE = new Uint16Array(256);
 for (let i = 0; i < 256; i++) {
   let c = i << 8;
