@@ -1,14 +1,14 @@
-// Blocking commands (BLPOP, XREAD BLOCK...) hold up every command behind them on their
-// connection, so they get one of their own: loop.connect() is cheap.
+// Blocking commands (BLPOP, XREAD BLOCK...) would hold up every command behind them on a shared
+// connection, so loop.withConnection() lends one of their own (from a small pool per server)
+// and takes it back, clean, when the callback settles.
 import { EventLoop } from '../lib/index.js';
 import { withServers } from './servers.js';
 
 await withServers(1, async ([url]) => {
   const loop = new EventLoop();
   const shared = loop.connect(url!);
-  const waiter = loop.connect(`${url}?name=blpop-waiter`); // its own socket, for BLPOP only
 
-  const job = loop.sendCommand<[string, string]>(waiter, 'BLPOP', 'jobs', 5);
+  const job = loop.withConnection(shared, 'jobs', (own) => loop.sendCommand<[string, string]>(own, 'BLPOP', 'jobs', 5));
   // The shared connection is not stuck behind the BLPOP.
   console.log('ping on the shared connection:', await loop.sendCommand(shared, 'PING'));
   loop.sendCommand(shared, 'RPUSH', 'jobs', 'resize image 42');
