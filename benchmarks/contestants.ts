@@ -29,7 +29,7 @@ const META = {
 
 export type ContestantId = keyof typeof META;
 
-export function contestant(id: ContestantId, open: Open, extra: Partial<Pick<Contestant, 'note' | 'countFor'>> = {}): Contestant {
+export function contestant(id: ContestantId, open: Open, extra: Partial<Pick<Contestant, 'note' | 'countFor' | 'label'>> = {}): Contestant {
   const meta = META[id];
   const c: Contestant = { id, label: meta.label, kind: meta.kind, open, ...extra };
   if (id === 'redloop-naive') {

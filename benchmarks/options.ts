@@ -31,7 +31,7 @@ export const USAGE = `usage: npm run bench -- [options]     (or: node dist/bench
 
 Runs every workload against every contestant, interleaved, several repetitions, and prints
 the median ops/s with ratios to ioredis and to the raw floor, then the targets. Writes JSON and
-SVG results to benchmarks/results/runs/ (ignored by git). A full run takes about 3 minutes on
+SVG results to benchmarks/results/runs/ (ignored by git). A full run takes about 7 minutes on
 2 cores; when stdout is not a terminal, one line is printed per finished workload.
 
   --shards N        start N throwaway redis-server processes (default 2)

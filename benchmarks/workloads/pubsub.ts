@@ -90,7 +90,7 @@ export const pubsubWorkload: Workload = {
       sub.on('message', (_c: string, m: string) => onMessage(m));
       await sub.ready;
       return async () => { await sub.close(); await loop.close(); };
-    }), { note: "loop.subscribe(), 'message' events" }),
+    }), { label: 'redloop loop.subscribe()', note: "loop.subscribe(), 'message' events" }),
     contestant('ioredis', (ctx) => subscriberSession(ctx, async (channel, onMessage) => {
       const client = new Redis(ctx.endpoints[0]!.url);
       client.on('message', (_c: string, m: string) => onMessage(m));

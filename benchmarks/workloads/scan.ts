@@ -82,7 +82,7 @@ export const scanWorkload: Workload = {
           return { ops: seen };
         },
       };
-    }, { note: 'loop.scan().batches(), next SCAN pipelined ahead'}),
+    }, { label: 'redloop loop.scan()', note: 'loop.scan().batches(), next SCAN pipelined ahead' }),
     contestant('redloop-naive', async (ctx) => {
       await ensureKeys(ctx.endpoints[0]!, ctx.count);
       const { loop, conns, close } = await openRedloop(ctx.endpoints);
