@@ -14,6 +14,7 @@ import Denque from 'denque';
 import { encodeCommand, encodedLength, type Encoded } from './protocol/encoder.js';
 import { ReplyDecoder, type ReplyHandler } from './protocol/decoder.js';
 import type { ReplySink } from './future.js';
+import { CallbackSink } from './callback-sink.js';
 import {
   AuthError, ClientStateError, ConnectionClosedError, ProtocolError, ReplyError, TimeoutError,
 } from './errors.js';
@@ -67,24 +68,6 @@ export interface PushHandler {
 interface QueuedCommand {
   encoded: Encoded;
   sink: ReplySink;
-}
-
-/** Internal sink for handshake and QUIT replies: calls back, never reports. */
-class CallbackSink implements ReplySink {
-  deadline = 0;
-  settled = false;
-  readonly returnBuffers = false;
-  constructor(readonly command: string, private readonly done: (err: Error | null, reply?: unknown) => void) {}
-  resolveReply(reply: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done(null, reply);
-  }
-  rejectReply(err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done(err);
-  }
 }
 
 /**

@@ -4,35 +4,17 @@
  */
 import type { ReplySink } from '../future.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
+import { CallbackSink } from '../callback-sink.js';
 
 /** Anything with a connection's submit (a Connection, without importing it). */
 export interface Submitter {
   submit(encoded: Encoded, sink: ReplySink): void;
 }
 
-class PromiseSink implements ReplySink {
-  settled = false;
-  readonly returnBuffers = false;
-  deadline: number;
-  constructor(readonly command: string, timeoutMs: number, private readonly done: (err: Error | null, reply?: unknown) => void) {
-    this.deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-  }
-  resolveReply(reply: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done(null, reply);
-  }
-  rejectReply(err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done(err);
-  }
-}
-
 /** Sends `args` on `conn` and resolves with the reply (rejects on an error reply or timeout). */
 export function ask(conn: Submitter, args: readonly string[], timeoutMs = 0): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const sink = new PromiseSink(args[0]!, timeoutMs, (err, reply) => (err === null ? resolve(reply) : reject(err)));
+    const sink = new CallbackSink(args[0]!, (err, reply) => (err === null ? resolve(reply) : reject(err)), timeoutMs);
     conn.submit(encodeCommand(args[0]!, args, 1) as Encoded, sink);
   });
 }
