@@ -84,6 +84,8 @@ describe('shard sets', function () {
     expect(await loop.sendCommand(shards, 'DEL', ...keys.slice(0, 10))).to.equal(10);
     expect(await loop.sendCommand(shards, 'UNLINK', ...keys)).to.equal(20);
     expect(await loop.send(shards, ['MGET', 'k1', 'k2'], { returnBuffers: true })).to.deep.equal([null, null]);
+    await loop.sendCommand(shards, 'MSET', ...keys.flatMap((k) => [k, '1']));
+    expect(await loop.send(shards, ['DEL', ...keys], { bigInt: true })).to.equal(30n); // a split count stays a bigint
   });
 
   it('keeps hash-tagged multi-key commands whole and refuses other cross-slot ones before writing', async () => {

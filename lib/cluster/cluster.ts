@@ -118,6 +118,8 @@ class ClusterSink implements ReplySink {
     readonly block?: CommandBlock) {}
   get command(): string { return this.user.command; }
   get returnBuffers(): boolean { return this.user.returnBuffers; }
+  // Optional on a sink, so nothing makes a wrapper pass it on: without this a per-command bigInt is lost.
+  get bigInt(): boolean | undefined { return this.user.bigInt; }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
