@@ -118,6 +118,11 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     return [...this.owned];
   }
 
+  /** @internal True once close() or disconnect() was called (features with connections of their own end with it). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Failed futures nobody awaited. */
   get unobservedErrors(): number {
     return this.unobservedCount;
