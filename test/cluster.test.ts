@@ -168,6 +168,15 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(await loop.send(cluster, ['DEL', ...keys])).to.equal(30);
   });
 
+  it('loop.close() right after sending, before the slot map is known, writes those commands instead of rejecting them', async () => {
+    const set = loop.sendCommand(cluster, 'SET', 'early', 'v');
+    const split = loop.sendCommand(cluster, 'MSET', ...keysOver('early', 20).flatMap((k) => [k, 'v']));
+    await within(loop.close(), 15_000, 'loop.close()');
+    expect(await set).to.equal('OK');
+    expect(await split).to.equal('OK');
+    expect(await (await rc.masterOfKey('early')).command('GET', 'early')).to.equal('v');
+  });
+
   it('keeps keys under one hash tag together and sends a multi-key command on them whole', async () => {
     const keys = ['{user:1}:name', '{user:1}:mail', '{user:1}:age', 'x{user:1}y'];
     for (const k of keys) expect(keySlot(k)).to.equal(await rc.keySlot(k));

@@ -88,6 +88,15 @@ describe('shard sets', function () {
     expect(await loop.send(shards, ['DEL', ...keys], { bigInt: true })).to.equal(30n); // a split count stays a bigint
   });
 
+  it('loop.close() right after sending, before the command table is known, writes those commands instead of rejecting them', async () => {
+    const fresh = new EventLoop();
+    const set = fresh.shards(servers.map((s) => s.url));
+    const f = fresh.sendCommand(set, 'SET', 'early', 'v');
+    await fresh.close();
+    expect(await f).to.equal('OK');
+    expect((await Promise.all(servers.map((s) => s.command('GET', 'early')))).filter((v) => v === 'v')).to.have.length(1);
+  });
+
   it('keeps hash-tagged multi-key commands whole and refuses other cross-slot ones before writing', async () => {
     await loop.sendCommand(shards, 'SADD', '{u1}:a', 'x', 'y');
     await loop.sendCommand(shards, 'SADD', '{u1}:b', 'y');
