@@ -676,7 +676,10 @@ export class Cluster extends SlotRouter {
       this.ready?.reject(why('cluster'));
       this.ready = undefined;
     }
-    setTimeout(() => this.refresh(), 100).unref();
+    const retry = setTimeout(() => this.refresh(), 100);
+    // Somebody waits for the map (a parked command, whenReady()): keep the process alive until it
+    // comes or they are rejected above; the seed connections stop holding it after failQueuedAfter.
+    if (this.parkedCount === 0 && this.ready === undefined) retry.unref();
   }
 
   private readonly onConnectionClose = (conn: Connection): void => {
