@@ -64,6 +64,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private unobservedCheck: NodeJS.Immediate | undefined;
   private unobservedCount = 0;
   private closed = false;
+  /** close() waits for clusters and shard sets to send what they hold; they may still open node connections. */
+  private settlingRouters = false;
 
   /** `defaults` apply to every connect() of this loop (e.g. commandTimeout, reconnect). */
   constructor(defaults: ConnectionOptions = {}) {
@@ -74,7 +76,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */
   connect(target: string | ConnectionOptions = {}): Connection {
-    if (this.closed) throw new ClientStateError('connect(): this EventLoop is closed');
+    if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
     const conn = new Connection(this, resolveOptions(target, this.defaults));
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
@@ -116,6 +118,11 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** The connections this loop owns that are not closed for good. */
   get connections(): Connection[] {
     return [...this.owned];
+  }
+
+  /** @internal True once close() or disconnect() was called (features with connections of their own end with it). */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Failed futures nobody awaited. */
@@ -335,6 +342,14 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Graceful: waits for every queued and in-flight reply, then QUITs every connection. */
   async close(): Promise<void> {
     this.closed = true;
+    // Commands sent to a cluster or shard set before it knew its servers are still held there:
+    // they go out first (or fail, as they would have, when no server answers).
+    this.settlingRouters = true;
+    try {
+      await Promise.all([...this.routers].map((r) => r.settleParked()));
+    } finally {
+      this.settlingRouters = false;
+    }
     for (const r of this.routers) r.close();
     await Promise.all([...this.owned].map((c) => c.close()));
     if (this.unobservedCheck !== undefined) {

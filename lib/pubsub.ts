@@ -50,6 +50,8 @@ export interface PubSubHost {
   on(event: string, fn: (...args: any[]) => void): unknown;
   off(event: string, fn: (...args: any[]) => void): unknown;
   emit(event: string, ...args: unknown[]): boolean;
+  /** True once the loop is closing: the subscription's connections close with it, on purpose. */
+  readonly isClosed?: boolean;
 }
 
 /** What a cluster or shard set offers (duck-typed, so pub/sub does not import them). */
@@ -310,7 +312,11 @@ export class Subscription extends EventEmitter {
       ? () => items.every(([k, key]) => !this.wanted[k].has(key) || this.isConfirmed(k, key))
       : () => items.every(([k, key]) => !this.isConfirmedAnywhere(k, key));
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ done, resolve, reject }));
-    this.place().catch((err: Error) => this.failAll(err));
+    this.place().catch((err: Error) => {
+      // The loop closed before the map was known: the subscription ends with it, not with an error event.
+      if (this.host.isClosed === true) void this.close();
+      else this.failAll(err);
+    });
     return p;
   }
 
@@ -411,6 +417,11 @@ export class Subscription extends EventEmitter {
   private readonly onReady = (conn: Connection): void => {
     const sc = this.find(conn);
     if (sc === undefined || this.closed) return;
+    if (this.host.isClosed === true) {
+      // Ready while loop.close() is closing it: nothing may be sent on it any more.
+      void this.close();
+      return;
+    }
     sc.everReady = true;
     sc.sync(); // before anything else: the resubscription is the first thing on the new socket
     this.checkWaiters();
@@ -419,6 +430,12 @@ export class Subscription extends EventEmitter {
   private readonly onClose = (conn: Connection): void => {
     const sc = this.find(conn);
     if (sc === undefined || this.closed) return;
+    if (this.host.isClosed === true) {
+      // loop.close()/disconnect() is closing our connections: the subscription ends with the
+      // loop (for await finishes), rather than moving to another node or reporting an error.
+      void this.close();
+      return;
+    }
     if (sc.everReady) this.gap = true;
     sc.lost();
     if (isCluster(this.target)) {
@@ -433,6 +450,10 @@ export class Subscription extends EventEmitter {
   private readonly onEnd = (conn: Connection): void => {
     const sc = this.find(conn);
     if (sc === undefined || this.closed) return;
+    if (this.host.isClosed === true) {
+      void this.close();
+      return;
+    }
     if (isCluster(this.target)) {
       for (const [a, s] of this.byAddress) if (s === sc) this.byAddress.delete(a);
       if (sc === this.main) this.replaceMain(sc);

@@ -201,7 +201,9 @@ async function* cursorPass(
   }
 }
 
-async function waitOrGiveUp(err: unknown, since: number): Promise<void> {
+async function waitOrGiveUp(err: unknown, since: number, target: CommandTarget): Promise<void> {
+  // After loop.close() nothing comes back: end now instead of retrying for RETRY_FOR_MS.
+  if ((target.loop as { isClosed?: boolean } | null)?.isClosed === true) throw err;
   if (Date.now() - since > RETRY_FOR_MS) throw err;
   await sleep(RETRY_EVERY_MS);
 }
@@ -224,7 +226,7 @@ export function scan(target: CommandTarget, options?: ScanOptions): ScanIterator
     // One server: a reconnect keeps the cursor valid (it is the same server's keyspace).
     return new ScanIterator(cursorPass(() => target, ['SCAN'], tail, o.returnBuffers, async (err, since) => {
       if ((target as Partial<Connection>).state === 'closed') throw err;
-      await waitOrGiveUp(err, since);
+      await waitOrGiveUp(err, since, target);
       return 'resume';
     }));
   }
@@ -245,7 +247,7 @@ async function* fanOut(target: FanOutTarget, tail: string[], returnBuffers: bool
     // A slot of this master, to find its replacement after a failover (clusters only).
     const slot = target.nodes?.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
     yield* cursorPass(() => conn, ['SCAN'], tail, returnBuffers, async (err, since) => {
-      await waitOrGiveUp(err, since);
+      await waitOrGiveUp(err, since, target);
       if (slot === undefined || target.refresh === undefined) {
         if (conn.state === 'closed') throw err;
         return 'resume';
@@ -269,7 +271,7 @@ function keyScan<T>(what: string, target: CommandTarget, key: string | Buffer, o
   const head = [what.toUpperCase(), key as string];
   return new ScanIterator(cursorPass(() => target, head, tailArgs(o), o.returnBuffers, async (err, since) => {
     if ((target as Partial<Connection>).state === 'closed') throw err;
-    await waitOrGiveUp(err, since);
+    await waitOrGiveUp(err, since, target);
     return 'restart';
   }), step, map);
 }

@@ -131,7 +131,9 @@ export class ShardSet extends SlotRouter {
         this.ready = undefined;
       }
       this.retryTimer = setTimeout(() => this.loadCommandTable(attempt + 1), Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
-      this.retryTimer.unref();
+      // Somebody waits for the table (a parked command, whenReady()): keep the process alive until
+      // it comes or they are rejected above; the connections stop holding it after failQueuedAfter.
+      if (this.parkedCount === 0 && this.ready === undefined) this.retryTimer.unref();
     });
   }
 

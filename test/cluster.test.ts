@@ -156,6 +156,27 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(await loop.sendCommand(cluster, 'GET', 'user:7')).to.equal('v-user:7');
   });
 
+  it('hands per-command bigInt and returnBuffers to the node connection, split commands included', async () => {
+    await loop.sendCommand(cluster, 'SET', 'big', '9007199254740993');
+    expect(await loop.send(cluster, ['INCRBY', 'big', 1], { bigInt: true })).to.equal(9007199254740994n);
+    expect(await loop.send(cluster, ['INCRBY', 'big', 0])).to.be.a('number');
+    const got = await loop.send<Buffer>(cluster, ['GET', 'big'], { returnBuffers: true });
+    expect(Buffer.isBuffer(got)).to.equal(true);
+    const keys = keysOver('bi', 30);
+    await loop.sendCommand(cluster, 'MSET', ...keys.flatMap((k) => [k, '1']));
+    expect(await loop.send(cluster, ['EXISTS', ...keys], { bigInt: true })).to.equal(30n);
+    expect(await loop.send(cluster, ['DEL', ...keys])).to.equal(30);
+  });
+
+  it('loop.close() right after sending, before the slot map is known, writes those commands instead of rejecting them', async () => {
+    const set = loop.sendCommand(cluster, 'SET', 'early', 'v');
+    const split = loop.sendCommand(cluster, 'MSET', ...keysOver('early', 20).flatMap((k) => [k, 'v']));
+    await within(loop.close(), 15_000, 'loop.close()');
+    expect(await set).to.equal('OK');
+    expect(await split).to.equal('OK');
+    expect(await (await rc.masterOfKey('early')).command('GET', 'early')).to.equal('v');
+  });
+
   it('keeps keys under one hash tag together and sends a multi-key command on them whole', async () => {
     const keys = ['{user:1}:name', '{user:1}:mail', '{user:1}:age', 'x{user:1}y'];
     for (const k of keys) expect(keySlot(k)).to.equal(await rc.keySlot(k));

@@ -88,6 +88,27 @@ describe('processes that exit', function () {
     expect(warnings[0]).to.include(`ECONNREFUSED 127.0.0.1:${port}`).and.include("loop.on('error'");
   });
 
+  for (const kind of ['shards', 'cluster'] as const) {
+    it(`a ${kind === 'shards' ? 'shard set' : 'cluster'} whose servers are unreachable: a command sent before they answered rejects (or whenReady does) before the process exits`, async () => {
+      const ports = [await findFreePort(), await findFreePort()]; // nothing listens there
+      const run = await runScript(dir, `
+        const loop = new EventLoop({ connectTimeout: 1500, reconnect: { initialDelay: 5, maxDelay: 20, failQueuedAfter: 4 } });
+        loop.on('error', () => {});
+        const target = loop.${kind}(${JSON.stringify(ports.map((p) => `redis://127.0.0.1:${p}`))});
+        const ready = target.whenReady().then(() => 'ready', (e) => e.name);
+        try {
+          await loop.sendCommand(target, 'SET', 'k', 'v');
+          console.log('resolved');
+        } catch (err) {
+          console.log(err.name, err.written);
+        }
+        console.log(await ready);`);
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stdout).to.match(kind === 'shards' ? /^TimeoutError undefined\n/ : /^ConnectionClosedError false\n/);
+      expect(run.stdout.split('\n')[1]).to.match(/Error$/);
+    });
+  }
+
   it('an error listener replaces the printed warning', async () => {
     const port = await findFreePort();
     const run = await runScript(dir, `

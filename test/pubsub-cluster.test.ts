@@ -24,6 +24,20 @@ describe('pub/sub on a cluster', function () {
   });
   afterEach(async () => { await loop.close(); });
 
+  it('loop.close() with a subscription still open ends it quietly: close resolves, for await ends, no error', async () => {
+    const sub = loop.subscribe(c, ['news'], { patterns: ['n*'], sharded: ['orders:{7}'] });
+    const errors: Error[] = [];
+    sub.on('error', (e: Error) => errors.push(e));
+    loop.on('error', (e: Error) => errors.push(e));
+    await sub.ready;
+    const iterating = (async () => { for await (const _m of sub) { /* none published */ } })();
+    await within(loop.close(), 10_000, 'loop.close()');
+    await within(iterating, 5_000, 'the for await to end');
+    expect(errors.map((e) => e.message)).to.deep.equal([]);
+    expect(sub.isClosed).to.equal(true);
+    expect(sub.connections.every((sc) => sc.state === 'closed')).to.equal(true);
+  });
+
   it('SUBSCRIBE on one node hears PUBLISH sent to any master', async () => {
     const sub = loop.subscribe(c, ['news'], { patterns: ['n*'] });
     const got: string[] = [];

@@ -23,6 +23,30 @@ describe('pub/sub on a server', function () {
   });
   afterEach(async () => { await loop.close(); });
 
+  it('loop.close() right after subscribe() (nothing confirmed yet): close resolves, ready rejects, nothing thrown', async () => {
+    const sub = loop.subscribe(conn, ['news']);
+    const errors: Error[] = [];
+    sub.on('error', (e: Error) => errors.push(e));
+    const ready = sub.ready.then(() => 'ready', (e: Error) => e.message);
+    await within(loop.close(), 10_000, 'loop.close()');
+    expect(await ready).to.match(/closed before the server confirmed/);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('loop.close() with a subscription still open ends it quietly: close resolves, for await ends, no error', async () => {
+    const sub = loop.subscribe(conn, ['news'], { patterns: ['n*'] });
+    const errors: Error[] = [];
+    sub.on('error', (e: Error) => errors.push(e));
+    loop.on('error', (e: Error) => errors.push(e));
+    await sub.ready;
+    const iterating = (async () => { for await (const _m of sub) { /* none published */ } })();
+    await within(loop.close(), 10_000, 'loop.close()');
+    await within(iterating, 5_000, 'the for await to end');
+    expect(errors.map((e) => e.message)).to.deep.equal([]);
+    expect(sub.isClosed).to.equal(true);
+    expect(sub.connections.every((sc) => sc.state === 'closed')).to.equal(true);
+  });
+
   it('delivers 100k binary messages in the order they were published', async () => {
     const n = 100_000;
     const sub = loop.subscribe(conn, ['bin'], { returnBuffers: true });

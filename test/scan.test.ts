@@ -153,6 +153,21 @@ describe('SCAN iterators on a cluster', function () {
     expect(new Set(matched).size).to.equal(11);
   });
 
+  it('loop.close() mid-iteration ends the iteration at once (SCAN and HSCAN), not after the 30 s retry window', async () => {
+    await loop.massInsert(c, (function* () { for (let i = 0; i < 3000; i++) yield ['SET', `ck:${i}`, '1']; })());
+    await loop.sendCommand(c, 'HSET', 'ch', ...Array.from({ length: 3000 }, (_, i) => [`f${i}`, 'v']).flat());
+    const finish = async (it: AsyncIterator<unknown>): Promise<string> => {
+      try { while (!(await it.next()).done) { /* keep reading */ } return 'done'; } catch (e) { return (e as Error).name; }
+    };
+    const scanIt = loop.scan(c, { count: 10 })[Symbol.asyncIterator]();
+    const hscanIt = loop.hscan(c, 'ch', { count: 10 })[Symbol.asyncIterator]();
+    await scanIt.next();
+    await hscanIt.next();
+    await loop.close();
+    const outcomes = await within(Promise.all([finish(scanIt), finish(hscanIt)]), 5_000, 'the iterations to end after loop.close()');
+    for (const o of outcomes) expect(o).to.be.oneOf(['done', 'ClientStateError', 'RoutingError', 'ConnectionClosedError']);
+  });
+
   it('continues on the promoted replica when a master dies mid-pass (every key still seen)', async () => {
     const n = 30_000;
     const report = await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `fk:${i}`, '1']; })());

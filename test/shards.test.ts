@@ -84,6 +84,17 @@ describe('shard sets', function () {
     expect(await loop.sendCommand(shards, 'DEL', ...keys.slice(0, 10))).to.equal(10);
     expect(await loop.sendCommand(shards, 'UNLINK', ...keys)).to.equal(20);
     expect(await loop.send(shards, ['MGET', 'k1', 'k2'], { returnBuffers: true })).to.deep.equal([null, null]);
+    await loop.sendCommand(shards, 'MSET', ...keys.flatMap((k) => [k, '1']));
+    expect(await loop.send(shards, ['DEL', ...keys], { bigInt: true })).to.equal(30n); // a split count stays a bigint
+  });
+
+  it('loop.close() right after sending, before the command table is known, writes those commands instead of rejecting them', async () => {
+    const fresh = new EventLoop();
+    const set = fresh.shards(servers.map((s) => s.url));
+    const f = fresh.sendCommand(set, 'SET', 'early', 'v');
+    await fresh.close();
+    expect(await f).to.equal('OK');
+    expect((await Promise.all(servers.map((s) => s.command('GET', 'early')))).filter((v) => v === 'v')).to.have.length(1);
   });
 
   it('keeps hash-tagged multi-key commands whole and refuses other cross-slot ones before writing', async () => {

@@ -64,6 +64,14 @@ describe('transactions and lent connections', function () {
     expect(runs).to.equal(2);
   });
 
+  it('tx.send takes the per-command options loop.send takes (bigInt, returnBuffers, timeout)', async () => {
+    await loop.sendCommand(conn, 'SET', 'exact', '9007199254740993');
+    const [n, raw] = await loop.transaction(conn, 'exact', async (tx) =>
+      [await tx.send(['INCRBY', 'exact', 1], { bigInt: true, timeout: 5000 }), await tx.send(['GET', 'exact'], { returnBuffers: true })] as const);
+    expect(n).to.equal(9007199254740994n);
+    expect(Buffer.isBuffer(raw)).to.equal(true);
+  });
+
   it('gives up with TransactionRetryError after maxAttempts aborts', async () => {
     let runs = 0;
     const err = errorOf(await outcome(loop.transaction(conn, 'hot', async (tx) => {

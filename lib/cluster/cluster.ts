@@ -118,6 +118,8 @@ class ClusterSink implements ReplySink {
     readonly block?: CommandBlock) {}
   get command(): string { return this.user.command; }
   get returnBuffers(): boolean { return this.user.returnBuffers; }
+  // Optional on a sink, so nothing makes a wrapper pass it on: without this a per-command bigInt is lost.
+  get bigInt(): boolean | undefined { return this.user.bigInt; }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
@@ -674,7 +676,10 @@ export class Cluster extends SlotRouter {
       this.ready?.reject(why('cluster'));
       this.ready = undefined;
     }
-    setTimeout(() => this.refresh(), 100).unref();
+    const retry = setTimeout(() => this.refresh(), 100);
+    // Somebody waits for the map (a parked command, whenReady()): keep the process alive until it
+    // comes or they are rejected above; the seed connections stop holding it after failQueuedAfter.
+    if (this.parkedCount === 0 && this.ready === undefined) retry.unref();
   }
 
   private readonly onConnectionClose = (conn: Connection): void => {

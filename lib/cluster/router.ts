@@ -133,6 +133,16 @@ export abstract class SlotRouter implements CommandTarget {
     }
   }
 
+  /**
+   * @internal For loop.close(), which is graceful: resolves once nothing waits here for the
+   * router to become routable (the commands went out, or were rejected because no server
+   * answered within connectTimeout), so commands sent just before close() are not lost.
+   */
+  settleParked(): Promise<void> {
+    if (this.parked.length === 0 || this.closed) return Promise.resolve();
+    return this.whenReady().then(ignore, ignore);
+  }
+
   /** Routes what waited for the router to become routable, in order. */
   protected releaseParked(): void {
     while (this.parked.length !== 0 && this.routable) {
@@ -252,6 +262,8 @@ export abstract class SlotRouter implements CommandTarget {
     return undefined;
   }
 }
+
+const ignore = (): void => {};
 
 function isStreamRead(upper: string): boolean {
   return upper === 'XREAD' || upper === 'XREADGROUP';

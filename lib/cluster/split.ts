@@ -56,7 +56,8 @@ export function splitBySlot(
 class SplitMerge {
   private left: number;
   private readonly values: unknown[] | undefined;
-  private sum = 0;
+  /** A bigint once a part answers with one (bigInt per command or on the connections), so the count stays exact. */
+  private sum: number | bigint = 0;
   done = false;
 
   constructor(private readonly kind: SplitKind, readonly sink: ReplySink, parts: number, keys: number) {
@@ -70,7 +71,7 @@ class SplitMerge {
       const replies = reply as unknown[];
       for (let i = 0; i < positions.length; i++) this.values![positions[i]!] = replies[i];
     } else if (this.kind === 'count') {
-      this.sum += Number(reply);
+      this.sum = typeof reply === 'bigint' ? BigInt(this.sum) + reply : typeof this.sum === 'bigint' ? this.sum + BigInt(Number(reply)) : this.sum + Number(reply);
     }
     if (--this.left !== 0) return;
     this.done = true;
@@ -89,6 +90,7 @@ class SplitPartSink implements ReplySink {
   constructor(private readonly merge: SplitMerge, private readonly positions: readonly number[]) {}
   get command(): string { return this.merge.sink.command; }
   get returnBuffers(): boolean { return this.merge.sink.returnBuffers; }
+  get bigInt(): boolean | undefined { return this.merge.sink.bigInt; }
   get deadline(): number { return this.merge.sink.deadline; }
   set deadline(ms: number) { this.merge.sink.deadline = ms; }
   get settled(): boolean { return this.settledHere || this.merge.done || this.merge.sink.settled; }
