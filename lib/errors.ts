@@ -45,6 +45,11 @@ export class ConnectionClosedError extends RedloopError {
   }
 }
 
+/** An error's message without the "was never written" / "may have run" ending, to quote it inside another. */
+export function withoutWrittenNote(err: Error): string {
+  return err.message.replace(/; the command (was never written|had been written and may have run on the server)$/, '');
+}
+
 /** A command (or a connection attempt) did not complete within its time limit. */
 export class TimeoutError extends RedloopError {
   override name = 'TimeoutError';

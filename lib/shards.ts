@@ -10,7 +10,7 @@ import pDefer, { type DeferredPromise } from 'p-defer';
 import type { Connection } from './connection.js';
 import type { ReplySink } from './future.js';
 import type { Encoded } from './protocol/encoder.js';
-import { RoutingError, TimeoutError } from './errors.js';
+import { RoutingError, TimeoutError, withoutWrittenNote } from './errors.js';
 import { SlotRouter, type CommandBlock } from './cluster/router.js';
 import { CommandTable } from './cluster/commands.js';
 import { SLOT_COUNT, keySlot } from './cluster/slot.js';
@@ -126,7 +126,7 @@ export class ShardSet extends SlotRouter {
       if (this.closed) return;
       const limit = conn.resolvedOptions.connectTimeout;
       if (limit > 0 && Date.now() - this.startedAt > limit) {
-        this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${err.message}; never written`));
+        this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${withoutWrittenNote(err)}; never written`));
         this.ready?.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
         this.ready = undefined;
       }

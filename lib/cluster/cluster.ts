@@ -14,7 +14,7 @@ import type { Connection } from '../connection.js';
 import type { ReplySink } from '../future.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions } from '../options.js';
-import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError } from '../errors.js';
+import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, withoutWrittenNote } from '../errors.js';
 import { SlotRouter, type CommandBlock } from './router.js';
 import { CommandFlag, CommandTable } from './commands.js';
 import { SLOT_COUNT, keySlot } from './slot.js';
@@ -405,7 +405,7 @@ export class Cluster extends SlotRouter {
       const now = Date.now();
       if (s.downSince === 0) s.downSince = now;
       if (now - s.downSince >= this.clusterDownTimeout) {
-        s.user.rejectReply(new ConnectionClosedError(`no node of the cluster could take it within ${this.clusterDownTimeout}ms (clusterDownTimeout): ${err.message}`, s.command, false));
+        s.user.rejectReply(new ConnectionClosedError(`no node of the cluster could take it within ${this.clusterDownTimeout}ms (clusterDownTimeout): ${withoutWrittenNote(err)}`, s.command, false));
         return;
       }
       this.counters.rerouted++;
