@@ -5,6 +5,7 @@
  * command. A failed command is an outcome, never a rejection of the batch.
  */
 import type { CommandTarget } from './target.js';
+import { Future, type GroupWaiter } from './future.js';
 import type { Arg } from './protocol/encoder.js';
 
 /** One outcome of loop.batch(): the reply, or the error that command got. */
@@ -25,17 +26,50 @@ export function batch(sender: BatchSender, target: CommandTarget, commands: Read
   return outcomes(futures);
 }
 
-/** Every outcome, in order; never rejects because one failed. */
-function outcomes<T>(futures: readonly PromiseLike<T>[]): Promise<Settled<T>[]> {
-  return new Promise((resolve) => {
-    const out = new Array<Settled<T>>(futures.length);
-    let left = futures.length;
-    if (left === 0) resolve(out);
-    for (let i = 0; i < futures.length; i++) {
-      futures[i]!.then(
-        (value) => { out[i] = { ok: true, value }; if (--left === 0) resolve(out); },
-        (error: Error) => { out[i] = { ok: false, error }; if (--left === 0) resolve(out); },
-      );
+/**
+ * Every outcome, in order; never rejects because one failed. One group listens to every future
+ * (Future.watch, as Future.all does): no then(), no closures and no Promise per command, and the
+ * outcomes are built once, when the last reply is in.
+ */
+function outcomes(futures: readonly PromiseLike<unknown>[]): Promise<Settled[]> {
+  let resolve!: (out: Settled[]) => void;
+  const promise = new Promise<Settled[]>((r) => { resolve = r; });
+  Future.watch(futures, new Outcomes(futures, resolve));
+  return promise;
+}
+
+class Outcomes implements GroupWaiter {
+  private readonly out: Array<Settled | undefined>;
+  private remaining: number;
+
+  constructor(private readonly items: readonly PromiseLike<unknown>[], private readonly resolve: (out: Settled[]) => void) {
+    this.out = new Array<Settled | undefined>(items.length);
+    this.remaining = items.length;
+    if (items.length === 0) this.finish();
+  }
+
+  settled(): void {
+    if (--this.remaining === 0) this.finish();
+  }
+
+  resolveAt(index: number, value: unknown): void {
+    this.out[index] = { ok: true, value };
+    if (--this.remaining === 0) this.finish();
+  }
+
+  rejectAt(index: number, reason: unknown): void {
+    this.out[index] = { ok: false, error: reason as Error };
+    if (--this.remaining === 0) this.finish();
+  }
+
+  private finish(): void {
+    const { items, out } = this;
+    for (let i = 0; i < out.length; i++) {
+      if (out[i] !== undefined) continue;
+      const f = items[i] as Future<unknown>; // only futures were left for the end
+      const error = f.error;
+      out[i] = error !== undefined ? { ok: false, error } : { ok: true, value: f.value };
     }
-  });
+    this.resolve(out as Settled[]);
+  }
 }

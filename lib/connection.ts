@@ -62,6 +62,8 @@ export interface ConnectionStats {
  */
 export interface PushHandler {
   onPush(reply: unknown): void;
+  /** A 'message' push, without its array (the decoder's fast path); onPush gets it otherwise. */
+  onMessage?(channel: unknown, message: unknown): void;
   onPushError(message: string): void;
 }
 
@@ -472,6 +474,17 @@ export class Connection implements ReplyHandler, CommandTarget {
    */
   setPushHandler(handler: PushHandler): void {
     this.pushHandler = handler;
+    this.decoder.pushMessages = handler.onMessage !== undefined;
+  }
+
+  /** @internal From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
+  onPushMessage(channel: unknown, message: unknown): void {
+    // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
+    if (this.pending.length !== 0 || this.pushHandler?.onMessage === undefined) {
+      this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      return;
+    }
+    this.pushHandler.onMessage(channel, message);
   }
 
   /**

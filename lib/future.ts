@@ -45,6 +45,16 @@ interface FutureWaiter {
   settled(future: Future<unknown>): void;
 }
 
+/**
+ * @internal A group waiting on many items at once with no Promise or closure per item (Future.all,
+ * loop.batch): a future tells it when it settles (its value or error is then on the future);
+ * anything else, or a future already in another group, is awaited natively and reported by index.
+ */
+export interface GroupWaiter extends FutureWaiter {
+  resolveAt(index: number, value: unknown): void;
+  rejectAt(index: number, reason: unknown): void;
+}
+
 // flags: the state in the low two bits, then what the future was told and who listens.
 const PENDING = 0;
 const RESOLVED = 1;
@@ -175,10 +185,19 @@ export class Future<T = unknown> extends Promise<T> implements ReplySink {
   static override all(values: Iterable<unknown>): Promise<unknown[]> {
     const items = Array.isArray(values) ? values as readonly unknown[] : Array.from(values);
     const group = new FutureGroup(items);
+    Future.watch(items, group);
+    return group.promise;
+  }
+
+  /**
+   * @internal Makes `group` the listener of every item (see GroupWaiter). A future it takes counts
+   * as observed: its failure is the group's to report, never an unobserved error.
+   */
+  static watch(items: readonly unknown[], group: GroupWaiter): void {
     for (let i = 0; i < items.length; i++) {
       const f = items[i];
       if (!(f instanceof Future)) {
-        Promise.resolve(f).then((v) => group.resolveAt(i, v), (e: unknown) => group.fail(e));
+        Promise.resolve(f).then((v) => group.resolveAt(i, v), (e: unknown) => group.rejectAt(i, e));
         continue;
       }
       const flags = f.flags;
@@ -190,10 +209,9 @@ export class Future<T = unknown> extends Promise<T> implements ReplySink {
         f.slot = group;
       } else {
         // In another batch already: wait for it the native way.
-        f.then((v) => group.resolveAt(i, v), (e: unknown) => group.fail(e));
+        f.then((v) => group.resolveAt(i, v), (e: unknown) => group.rejectAt(i, e));
       }
     }
-    return group.promise;
   }
 
   override get [Symbol.toStringTag](): string {
@@ -222,7 +240,7 @@ Object.defineProperty(Future.prototype, 'timer', { configurable: true, writable:
 Object.defineProperty(Future.prototype, 'bigInt', { configurable: true, writable: true, value: undefined });
 
 /** One Future.all batch: counts settled futures and makes one Promise. */
-class FutureGroup implements FutureWaiter {
+class FutureGroup implements GroupWaiter {
   readonly promise: Promise<unknown[]>;
   private readonly resolve: (values: unknown[]) => void;
   private readonly reject: (reason: unknown) => void;
@@ -253,7 +271,11 @@ class FutureGroup implements FutureWaiter {
     if (--this.remaining === 0) this.finish();
   }
 
-  fail(err: unknown): void {
+  rejectAt(_index: number, err: unknown): void {
+    this.fail(err);
+  }
+
+  private fail(err: unknown): void {
     if (this.done) return;
     this.done = true;
     this.reject(err);

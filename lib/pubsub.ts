@@ -198,6 +198,10 @@ class SubConn implements PushHandler {
     this.sub.changed(this);
   }
 
+  onMessage(channel: unknown, message: unknown): void {
+    this.sub.deliver('message', channel, message, undefined);
+  }
+
   onPushError(message: string): void {
     const head = this.inflight.shift();
     if (head === undefined) return;

@@ -221,6 +221,40 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
   });
 
+  it('push mode: message pushes without an array give what the general path gives, whatever the cuts', () => {
+    const bulk = (x: string) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`;
+    const push = (...xs: string[]) => `*${xs.length}\r\n${xs.map(bulk).join('')}`;
+    const long = 'c'.repeat(100);
+    const bytes = Buffer.from([
+      '*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n',
+      push('message', 'news', 'a'), push('message', 'news', ''), push('message', 'nexs', 'ü€🚀'),
+      push('message', 'news', 'b'), push('pmessage', 'n*', 'news', 'c'), push('message', long, 'd'),
+      push('message', long, 'e'), push('message', 'né', 'f'), push('messagf', 'news', 'g'), '+OK\r\n',
+    ].join(''));
+    class PushCollector extends Collector {
+      constructor(private readonly buffers: boolean) { super(); }
+      onPushMessage(channel: unknown, message: unknown): void { this.replies.push([this.buffers ? Buffer.from('message') : 'message', channel, message]); }
+    }
+    const run = (cuts: number[], fast: boolean, buffers: boolean) => {
+      const c = new PushCollector(buffers);
+      const d = new ReplyDecoder(c, buffers, false);
+      d.pushMessages = fast;
+      let at = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut > at) d.feed(Buffer.from(bytes.subarray(at, cut)));
+        at = Math.max(at, cut);
+      }
+      return buffers ? c.replies.map((r) => Array.isArray(r) ? r.map((x) => Buffer.isBuffer(x) ? `B:${x.toString('latin1')}` : x) : r) : c.replies;
+    };
+    for (const buffers of [false, true]) {
+      const general = run([], false, buffers);
+      expect(general).to.have.length(11);
+      expect(run([], true, buffers)).to.deep.equal(general);
+      for (let cut = 1; cut < bytes.length; cut++) expect(run([cut], true, buffers), `cut at ${cut}`).to.deep.equal(general);
+    }
+    expect(run([], true, false).slice(1, 4)).to.deep.equal([['message', 'news', 'a'], ['message', 'news', ''], ['message', 'nexs', 'ü€🚀']]);
+  });
+
   it('reports a byte that is not RESP as a ProtocolError and stops', () => {
     const replies = decode(Buffer.from('+OK\r\n!oops\r\n+NEVER\r\n'), []);
     expect(replies[0]).to.equal('OK');

@@ -21,7 +21,19 @@ export interface ReplyHandler {
   onProtocolError(err: ProtocolError): void;
   /** The error to put in place of an error reply nested in an array (EXEC, EVAL). */
   nestedError(message: string): Error;
+  /**
+   * A pub/sub 'message' push (`*3 $7 message $ channel $ message`), without its array or type
+   * string; only called while `pushMessages` is set. Must behave as onReply(['message', channel,
+   * message]) would.
+   */
+  onPushMessage?(channel: unknown, message: unknown): void;
 }
+
+/** `*3\r\n$7\r\nmessage\r\n`: the head of every pub/sub message push. */
+const MESSAGE_HEAD = Buffer.from('*3\r\n$7\r\nmessage\r\n', 'latin1');
+const MESSAGE_HEAD_LENGTH = MESSAGE_HEAD.length;
+/** Channel names up to this long are compared with the last one in JS rather than decoded again. */
+const CHANNEL_REUSE_MAX = 64;
 
 /** Top-level bulk strings at least this long that are not in the buffer yet go to redis-parser. */
 const BIG_BULK = 64 * 1024;
@@ -123,6 +135,15 @@ export class ReplyDecoder {
   /** Bytes of a big bulk string still owed to redis-parser. */
   private bigLeft = 0;
   private parser: RedisParser | undefined = undefined;
+  /**
+   * @internal Set by a push-mode connection (a subscriber's): message pushes go to
+   * handler.onPushMessage without an array per message, and a channel name that repeats is not
+   * decoded again.
+   */
+  pushMessages = false;
+  /** The last channel name decoded for a message push (its bytes and its string). */
+  private channelBytes: Buffer | undefined = undefined;
+  private channelText = '';
 
   constructor(handler: ReplyHandler, returnBuffers = false, bigInt = false) {
     this.handler = handler;
@@ -234,6 +255,10 @@ export class ReplyDecoder {
         if (this.buf !== buf) return;
         continue;
       }
+      if (this.pushMessages && buf[start] === 42 && this.pushMessage(buf, start)) {
+        if (this.buf !== buf) return;
+        continue;
+      }
       const value = this.element(buf, start);
       if (value === FAILED) return;
       if (value === INCOMPLETE) {
@@ -248,6 +273,57 @@ export class ReplyDecoder {
       handler.onReply(value);
       if (this.buf !== buf) return;
     }
+  }
+
+  /**
+   * A whole message push at `start` goes to handler.onPushMessage (true); anything else, or one
+   * cut by the end of the buffer, is left to the general path (false), which reads it the same way.
+   */
+  private pushMessage(buf: Buffer, start: number): boolean {
+    const len = buf.length;
+    let p = start + MESSAGE_HEAD_LENGTH;
+    if (p + 4 > len) return false;
+    for (let i = 1; i < MESSAGE_HEAD_LENGTH; i++) if (buf[start + i] !== MESSAGE_HEAD[i]) return false;
+    // $<channel length>\r\n<channel>\r\n$<message length>\r\n<message>\r\n
+    if (buf[p] !== 36 || buf[p + 1] === 45) return false;
+    let size = 0;
+    let c = 0;
+    p++;
+    while (p < len && (c = buf[p]!) !== 13) { size = size * 10 + c - 48; p++; }
+    const channelFrom = p + 2;
+    const channelEnd = channelFrom + size;
+    p = channelEnd + 2;
+    if (p + 4 > len || buf[p] !== 36 || buf[p + 1] === 45) return false;
+    size = 0;
+    p++;
+    while (p < len && (c = buf[p]!) !== 13) { size = size * 10 + c - 48; p++; }
+    const messageFrom = p + 2;
+    const messageEnd = messageFrom + size;
+    if (p >= len || messageEnd + 2 > len) return false;
+    this.pos = messageEnd + 2;
+    if (this.returnBuffers) {
+      this.handler.onPushMessage!(buf.subarray(channelFrom, channelEnd), buf.subarray(messageFrom, messageEnd));
+    } else {
+      this.handler.onPushMessage!(this.channel(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd));
+    }
+    return true;
+  }
+
+  /** A channel name as a string: the last one again when its bytes are the same (one subscriber, few channels). */
+  private channel(buf: Buffer, from: number, end: number): string {
+    const n = end - from;
+    const last = this.channelBytes;
+    if (last !== undefined && last.length === n) {
+      let i = 0;
+      while (i < n && last[i] === buf[from + i]) i++;
+      if (i === n) return this.channelText;
+    }
+    const text = utf8(buf, from, end);
+    if (n <= CHANNEL_REUSE_MAX) {
+      this.channelBytes = Buffer.from(buf.subarray(from, end));
+      this.channelText = text;
+    }
+    return text;
   }
 
   /**
