@@ -2,6 +2,7 @@
 // the devDependencies it compares against (ioredis, node-redis) and test/support's servers,
 // none of which the published package ships.
 import { main } from './cli.js';
+import { stopAllServers } from '../test/support/redis.js';
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
@@ -9,4 +10,6 @@ main(process.argv.slice(2)).then(
     process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   },
-);
+  // Workloads that bring servers of their own (clusters, shard sets) keep them for every
+  // repetition; a running child process would hold the bench open after its report.
+).finally(() => stopAllServers());
