@@ -87,11 +87,6 @@ let nextId = 1;
 const BURST_AFTER = 4096;
 const BURST_CHUNK = 1024 * 1024;
 
-function writeEncoded(socket: net.Socket, cmd: Encoded): void {
-  if (typeof cmd === 'string') socket.write(cmd);
-  else for (const piece of cmd) socket.write(piece);
-}
-
 export class Connection implements ReplyHandler, CommandTarget {
   readonly id = nextId++;
   /** Where this connection points, without credentials: "127.0.0.1:6379/0" or a socket path. */
@@ -372,24 +367,13 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.counters.commandsSent += out.length + burstCount;
     this.counters.writes++;
     this.unansweredInOut = 0;
-    if (burstCount !== 0) {
-      socket.cork();
-      if (this.outAllStrings) {
-        let text = out[0] as string;
-        for (let i = 1; i < out.length; i++) text += out[i] as string;
-        socket.write(text);
-      } else {
-        for (const cmd of out) writeEncoded(socket, cmd);
-      }
-      for (const chunk of this.takeBurst()) socket.write(chunk);
-      this.outAllStrings = true;
-      socket.uncork();
-    } else if (this.outAllStrings) {
+    if (burstCount === 0 && this.outAllStrings) {
       // += builds a rope V8 flattens once on write: measurably cheaper than join('').
       let text = out[0] as string;
       for (let i = 1; i < out.length; i++) text += out[i] as string;
       socket.write(text);
     } else {
+      // Buffer arguments, or a burst held as bytes: strings still go out joined, Buffers as they are.
       this.outAllStrings = true;
       socket.cork();
       let text = '';
@@ -402,6 +386,7 @@ export class Connection implements ReplyHandler, CommandTarget {
         }
       }
       if (text !== '') socket.write(text);
+      if (burstCount !== 0) for (const chunk of this.takeBurst()) socket.write(chunk);
       socket.uncork();
     }
     if (this.drainWaiters.length !== 0) this.listenForDrain();

@@ -224,8 +224,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    * subscription's own, opened like the target's. See Subscription for events and `for await`.
    */
   subscribe(target: CommandTarget, channels: readonly Channel[], options?: SubscribeOptions): Subscription {
-    const bad = this.checkTarget(target);
-    if (bad !== undefined) throw bad;
+    this.assertTarget(target);
     return subscribe(this as never, target, channels, options);
   }
 
@@ -234,29 +233,30 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    * shard set (one after the other). The next SCAN is sent while you handle the current batch.
    */
   scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
-    this.checkScanTarget(target);
+    this.assertTarget(target);
     return scan(target, options);
   }
 
   /** HSCAN as an async iterable of [field, value]. */
   hscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, string | Buffer]> {
-    this.checkScanTarget(target);
+    this.assertTarget(target);
     return hscan(target, key, options);
   }
 
   /** SSCAN as an async iterable of members. */
   sscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<string | Buffer> {
-    this.checkScanTarget(target);
+    this.assertTarget(target);
     return sscan(target, key, options);
   }
 
   /** ZSCAN as an async iterable of [member, score]. */
   zscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, number]> {
-    this.checkScanTarget(target);
+    this.assertTarget(target);
     return zscan(target, key, options);
   }
 
-  private checkScanTarget(target: CommandTarget): void {
+  /** For the methods that return an object, not a future: a bad target throws at once. */
+  private assertTarget(target: CommandTarget): void {
     const bad = this.checkTarget(target);
     if (bad !== undefined) throw bad;
   }

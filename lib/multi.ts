@@ -43,12 +43,10 @@ const NOT_IN_BLOCK = new Set([
 const REDIRECTS = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']);
 
 /**
- * An error found inside a reply (EXEC's array, a script's table) as a redloop ReplyError:
- * redis-parser builds its own error class for nested errors.
+ * An error inside EXEC's reply, named after the queued command it answers: the decoder names
+ * every nested error after the command whose reply it is (EXEC).
  */
-export function asReplyError(err: Error, command: string): ReplyError {
-  // The decoder names a nested error after the command it answered (EXEC); inside a block the
-  // error belongs to the queued command at its position.
+function asReplyError(err: Error, command: string): ReplyError {
   if (err instanceof ReplyError && err.command === command) return err;
   return new ReplyError(err.message, command);
 }

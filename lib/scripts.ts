@@ -15,23 +15,11 @@ import { createHash } from 'node:crypto';
 import { Future, type ReplySink, type UnobservedErrorSink } from './future.js';
 import { encodeCommand, type Arg, type Encoded } from './protocol/encoder.js';
 import { ReplyError } from './errors.js';
-import { asReplyError } from './multi.js';
 import type { CommandTarget } from './target.js';
 
 export interface ScriptRunOptions {
   /** Decode the reply's strings as Buffers (default: the target's setting). */
   returnBuffers?: boolean;
-}
-
-/** Turns errors nested in a script's reply (a table with error entries) into ReplyErrors. */
-function convertNested(reply: unknown, command: string): unknown {
-  if (!Array.isArray(reply)) return reply;
-  for (let i = 0; i < reply.length; i++) {
-    const v = reply[i];
-    if (v instanceof Error) reply[i] = asReplyError(v, command);
-    else if (Array.isArray(v)) convertNested(v, command);
-  }
-  return reply;
 }
 
 /** Between the FIFO and the caller: a NOSCRIPT turns into one EVAL of the same call. */
@@ -51,7 +39,7 @@ class ScriptSink implements ReplySink {
   get settled(): boolean { return this.user.settled; }
 
   resolveReply(reply: unknown): void {
-    this.user.resolveReply(convertNested(reply, this.command));
+    this.user.resolveReply(reply); // errors in a script's table are ReplyErrors already (the decoder)
   }
 
   rejectReply(err: Error): void {
