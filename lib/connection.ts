@@ -83,9 +83,11 @@ function isTransient(err: ReplyError): boolean {
 
 let nextId = 1;
 
-/** Commands queued in one tick beyond which they are encoded into bytes at once (see `burst`). */
-const BURST_AFTER = 4096;
-const BURST_CHUNK = 1024 * 1024;
+/**
+ * Commands queued in one tick after which they are written at once, without waiting for the tick
+ * to end (see `queueOut`).
+ */
+const WRITE_SLICE = 4096;
 
 export class Connection implements ReplyHandler, CommandTarget {
   readonly id = nextId++;
@@ -107,16 +109,6 @@ export class Connection implements ReplyHandler, CommandTarget {
   private outAllStrings = true;
   /** Commands in `out` with no FIFO entry (submitUnanswered); they cannot be requeued. */
   private unansweredInOut = 0;
-  /**
-   * A long burst in one tick (beyond BURST_AFTER commands, e.g. a million un-awaited sends) is
-   * encoded into bytes as it comes instead of kept as strings: ~50 bytes a SET instead of a
-   * ~350-byte rope held until the tick ends, and nothing to flatten at the flush. These commands
-   * follow those in `out`; `burstEnds` keeps where each ends (offsets over all the chunks).
-   */
-  private burst: Buffer[] = [];
-  private burstUsed = 0;
-  private burstBase = 0;
-  private burstEnds: number[] = [];
   private flushScheduled = false;
   /** Commands queued while the connection is not ready. */
   private readonly offline = new Denque<QueuedCommand>();
@@ -183,7 +175,7 @@ export class Connection implements ReplyHandler, CommandTarget {
    * counted here (in UTF-16 units for strings, close to bytes for ASCII), not on the hot path.
    */
   get bufferedBytes(): number {
-    let bytes = (this.socket?.writableLength ?? 0) + this.burstBase + this.burstUsed;
+    let bytes = this.socket?.writableLength ?? 0;
     const out = this.out;
     for (let i = 0; i < out.length; i++) {
       const cmd = out[i]!;
@@ -269,55 +261,17 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
   }
 
+  /**
+   * A long burst in one tick (a million un-awaited sends) goes out in slices of WRITE_SLICE
+   * commands as it is produced, instead of all at the tick's end: the server works through the
+   * burst while the caller is still producing it, and no more than a slice of encoded strings
+   * is held at a time. Commands in a written slice count as written, as in any earlier tick.
+   */
   private queueOut(encoded: Encoded): void {
-    if (this.burstEnds.length === 0 && this.out.length < BURST_AFTER) {
-      this.out.push(encoded);
-      if (typeof encoded !== 'string') this.outAllStrings = false;
-      return;
-    }
-    const room = typeof encoded === 'string' ? encoded.length * 3 : encodedLength(encoded);
-    let chunk = this.burst[this.burst.length - 1];
-    if (chunk === undefined || this.burstUsed + room > chunk.length) {
-      if (chunk !== undefined) {
-        this.burst[this.burst.length - 1] = chunk.subarray(0, this.burstUsed);
-        this.burstBase += this.burstUsed;
-      }
-      chunk = Buffer.allocUnsafe(Math.max(BURST_CHUNK, room));
-      this.burst.push(chunk);
-      this.burstUsed = 0;
-    }
-    if (typeof encoded === 'string') {
-      this.burstUsed += chunk.write(encoded, this.burstUsed);
-    } else {
-      for (const piece of encoded) {
-        this.burstUsed += typeof piece === 'string' ? chunk.write(piece, this.burstUsed) : piece.copy(chunk, this.burstUsed);
-      }
-    }
-    this.burstEnds.push(this.burstBase + this.burstUsed);
-  }
-
-  /** The burst's bytes, in order, and empties it. */
-  private takeBurst(): Buffer[] {
-    const chunks = this.burst;
-    if (chunks.length !== 0) chunks[chunks.length - 1] = chunks[chunks.length - 1]!.subarray(0, this.burstUsed);
-    this.burst = [];
-    this.burstUsed = 0;
-    this.burstBase = 0;
-    this.burstEnds = [];
-    return chunks;
-  }
-
-  /** Puts the burst's commands back in `out` one by one (they were never written). */
-  private unpackBurst(): void {
-    if (this.burstEnds.length === 0) return;
-    const ends = this.burstEnds;
-    const whole = Buffer.concat(this.takeBurst());
-    let start = 0;
-    for (const end of ends) {
-      this.out.push([whole.subarray(start, end)]);
-      start = end;
-    }
-    this.outAllStrings = false;
+    const out = this.out;
+    out.push(encoded);
+    if (typeof encoded !== 'string') this.outAllStrings = false;
+    if (out.length >= WRITE_SLICE) this.writeQueued();
   }
 
   private queueOffline(encoded: Encoded, sink: ReplySink): void {
@@ -358,22 +312,28 @@ export class Connection implements ReplyHandler, CommandTarget {
   /** Writes everything queued this tick in one syscall. Called by the loop's tick flush. */
   flush(): void {
     this.flushScheduled = false;
+    this.writeQueued();
+  }
+
+  private writeQueued(): void {
     const out = this.out;
     if (out.length === 0) return;
     const socket = this.socket;
     if (socket === undefined || socket.destroyed) return; // the close handler requeues `out`
     this.out = [];
-    const burstCount = this.burstEnds.length;
-    this.counters.commandsSent += out.length + burstCount;
+    this.counters.commandsSent += out.length;
     this.counters.writes++;
     this.unansweredInOut = 0;
-    if (burstCount === 0 && this.outAllStrings) {
+    // A write queued behind another is kept by the stream as it was given: give it bytes, not a
+    // rope of thousands of strings that would live until the socket drains (a long burst).
+    const behind = socket.writableLength !== 0;
+    if (this.outAllStrings) {
       // += builds a rope V8 flattens once on write: measurably cheaper than join('').
       let text = out[0] as string;
       for (let i = 1; i < out.length; i++) text += out[i] as string;
-      socket.write(text);
+      socket.write(behind ? Buffer.from(text) : text);
     } else {
-      // Buffer arguments, or a burst held as bytes: strings still go out joined, Buffers as they are.
+      // Buffer arguments: strings still go out joined, Buffers as they are.
       this.outAllStrings = true;
       socket.cork();
       let text = '';
@@ -381,12 +341,11 @@ export class Connection implements ReplyHandler, CommandTarget {
         if (typeof cmd === 'string') { text += cmd; continue; }
         for (const piece of cmd) {
           if (typeof piece === 'string') { text += piece; continue; }
-          if (text !== '') { socket.write(text); text = ''; }
+          if (text !== '') { socket.write(behind ? Buffer.from(text) : text); text = ''; }
           socket.write(piece);
         }
       }
-      if (text !== '') socket.write(text);
-      if (burstCount !== 0) for (const chunk of this.takeBurst()) socket.write(chunk);
+      if (text !== '') socket.write(behind ? Buffer.from(text) : text);
       socket.uncork();
     }
     if (this.drainWaiters.length !== 0) this.listenForDrain();
@@ -683,7 +642,6 @@ export class Connection implements ReplyHandler, CommandTarget {
     this._state = end !== undefined ? 'closed' : 'reconnecting';
     if (end !== undefined) this.fatal ??= end;
 
-    this.unpackBurst();
     // Commands still in `out` never reached the socket: they go back to the offline queue.
     // Interleaved with unanswered ones (CLIENT REPLY OFF died with the socket) they cannot be
     // sent alone, so they fail, unwritten.
