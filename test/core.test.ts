@@ -122,14 +122,24 @@ describe('core: EventLoop over two shards', function () {
     expect(await loop.send(c, ['GET', 'buf'], { returnBuffers: false })).to.equal('abc');
   });
 
-  it('writes every command of one synchronous run in a single write', async () => {
+  it('writes a synchronous run of fewer than 256 commands in a single write, and a longer one in slices as it is made', async () => {
     await loop.sendCommand(a, 'PING');
-    const before = a.stats.writes;
+    let before = a.stats.writes;
     const futures = [];
-    for (let i = 0; i < 500; i++) futures.push(loop.sendCommand(a, 'ECHO', i));
+    for (let i = 0; i < 254; i++) futures.push(loop.sendCommand(a, 'ECHO', i));
     futures.push(loop.sendCommand(a, 'SET', 'withbuf', Buffer.from('x')));
+    expect(a.stats.writes - before, 'nothing written before the tick ends').to.equal(0);
     await Promise.all(futures);
     expect(a.stats.writes - before).to.equal(1);
+
+    before = a.stats.writes;
+    const long = [];
+    for (let i = 0; i < 600; i++) long.push(loop.sendCommand(a, 'ECHO', i));
+    // 256 and 512 go out at once on an idle socket (a slice waits for 4096 while one is queued).
+    const duringTick = a.stats.writes - before;
+    expect(duringTick).to.be.within(1, 2);
+    expect(await Promise.all(long)).to.deep.equal(Array.from({ length: 600 }, (_, i) => String(i)));
+    expect(a.stats.writes - before).to.equal(duringTick + 1);
   });
 
   it('queues commands sent before the socket is ready and sends them in order', async () => {
