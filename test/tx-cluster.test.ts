@@ -115,9 +115,9 @@ describe('multi, batch and scripts on a cluster', function () {
       expect(outcomes[i]).to.deep.equal({ ok: true, value: 'OK' });
       expect(outcomes[501 + i]).to.deep.equal({ ok: true, value: i + 1 });
     }
-    // Every master got its share, each in a single write.
+    // Every master got its share (about 333 commands) in the same tick: one slice of 256 and the rest.
     const writes = c.masterConnections.map((conn, i) => conn.stats.writes - writesBefore[i]!);
-    expect(writes).to.deep.equal([1, 1, 1]);
+    for (const w of writes) expect(w).to.be.within(1, 2);
     for (const m of cluster.masters()) expect(await m.command('DBSIZE')).to.be.greaterThan(100);
   });
 });
