@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { parseBenchArgs, USAGE, type BenchOptions } from './options.js';
 import { createProgress, workloadLine } from './progress.js';
-import { evaluateTargets, formatReport } from './report.js';
+import { describeTarget, evaluateTargets, formatReport } from './report.js';
 import { collectMeta, writeResults, type BenchRecord } from './results.js';
 import { plannedRuns, runWorkload, workloadCount, type WorkloadResult } from './runner.js';
 import { provision, redisVersion } from './servers.js';
@@ -93,9 +93,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const missed = opts.check ? record.targets.filter((t) => t.status !== 'pass') : [];
   if (missed.length > 0) {
-    const why = (t: (typeof missed)[number]) => (t.status === 'fail'
-      ? `${t.ratio.toFixed(3)}x${t.against ? ` vs ${t.against}` : ''}, needs >= ${t.min}x`
-      : 'not judged: a contestant it compares did not run');
+    const why = (t: (typeof missed)[number]) => {
+      if (t.status !== 'fail') return 'not judged: a contestant it compares did not run';
+      const { measured, needed } = describeTarget(t);
+      return `${measured}, needs ${needed}`;
+    };
     process.stderr.write(`bench --check: ${missed.length} target(s) missed:\n  ${missed.map((t) => `${t.description}: ${why(t)}`).join('\n  ')}\n`);
   }
   return failed.length > 0 || missed.length > 0 ? 1 : 0;

@@ -6,7 +6,8 @@ import type { Target, Workload } from './types.js';
 
 export interface TargetResult extends Target {
   workload: string;
-  ratio: number;
+  /** The ratio (or, for an absolute target, the ops/s or MB) this run measured. */
+  measured: number;
   /** Which contestant the subject was compared with (the best of `versus`). */
   against?: string;
   status: 'pass' | 'fail' | 'n/a';
@@ -30,15 +31,37 @@ export function evaluateTargets(workloads: readonly Workload[], results: readonl
     const w = workloads.find((x) => x.id === result.id);
     for (const t of w?.targets ?? []) {
       const subject = result.contestants.find((c) => c.id === t.subject);
+      if (t.measure !== undefined) {
+        out.push({ ...t, workload: result.id, ...absolute(t, subject) });
+        continue;
+      }
       const versus = result.contestants.filter((c) => t.versus.includes(c.id) && usable(c));
       const best = versus.sort((a, b) => b.median - a.median)[0];
       // A target is judged only when the subject and every contestant it names ran.
       const complete = usable(subject) && versus.length === t.versus.length;
       const ratio = usable(subject) && best ? subject.median / best.median : NaN;
-      out.push({ ...t, workload: result.id, ratio, against: best?.id, status: !complete ? 'n/a' : ratio >= t.min ? 'pass' : 'fail' });
+      out.push({ ...t, workload: result.id, measured: ratio, against: best?.id, status: !complete ? 'n/a' : ratio >= t.min ? 'pass' : 'fail' });
     }
   }
   return out;
+}
+
+function absolute(t: Target, subject: ContestantResult | undefined): Pick<TargetResult, 'measured' | 'status'> {
+  if (!usable(subject)) return { measured: NaN, status: 'n/a' };
+  if (t.measure === 'opsPerSec') return { measured: subject.median, status: subject.median >= t.min ? 'pass' : 'fail' };
+  const mem = subject.runs.filter((r) => r.memory !== undefined).map((r) => r.memory!.heapMB);
+  if (mem.length === 0) return { measured: NaN, status: 'n/a' };
+  const grew = median(mem);
+  return { measured: grew, status: grew <= t.min ? 'pass' : 'fail' };
+}
+
+/** The measured figure and what was needed, as the targets table and --check print them. */
+export function describeTarget(t: TargetResult): { measured: string; needed: string } {
+  if (t.measure === 'opsPerSec') return { measured: `${fmtInt(t.measured)}/s`, needed: `>= ${fmtInt(t.min)}/s` };
+  if (t.measure === 'growthMB') return { measured: Number.isFinite(t.measured) ? `+${Math.round(t.measured)} MB` : '-', needed: `<= ${t.min} MB` };
+  // Three decimals, so that a 1.497x shown next to ">= 1.50x FAIL" does not look like a tie.
+  const ratio = Number.isFinite(t.measured) ? `${t.measured.toFixed(3)}x` : '-';
+  return { measured: `${ratio}${t.against ? ` vs ${t.against}` : ''}`, needed: `>= ${fmtRatio(t.min)}` };
 }
 
 /** One line, at most 100 characters (the full text is in the JSON and on stderr). */
@@ -83,11 +106,10 @@ export function formatTargets(targets: readonly TargetResult[]): string {
   if (targets.length === 0) return '';
   const rows = [['target', 'measured', 'needed', 'result']];
   for (const t of targets) {
-    // Three decimals, so that a 1.497x shown next to ">= 1.50x FAIL" does not look like a tie.
-    const measured = Number.isFinite(t.ratio) ? `${t.ratio.toFixed(3)}x` : '-';
-    rows.push([t.description, `${measured}${t.against ? ` vs ${t.against}` : ''}`, `>= ${fmtRatio(t.min)}`, t.status.toUpperCase()]);
+    const { measured, needed } = describeTarget(t);
+    rows.push([t.description, measured, needed, t.status.toUpperCase()]);
   }
-  return `Targets (ratios of medians in this run)\n\n${table(rows, [false, true, true, false])}\n`;
+  return `Targets (medians in this run)\n\n${table(rows, [false, true, true, false])}\n`;
 }
 
 export function formatReport(results: readonly WorkloadResult[], targets: readonly TargetResult[], header: string): string {

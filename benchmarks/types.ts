@@ -70,8 +70,14 @@ export interface Contestant {
 export interface Target {
   description: string;
   subject: string;
+  /** A ratio target: the subject's median over the best of these contestants' is at least `min`. */
   versus: string[];
   min: number;
+  /**
+   * An absolute target on the subject alone (`versus` empty) instead of a ratio: its median ops/s
+   * at least `min`, or its median peak memory growth (heap+buffers, MB) at most `min`.
+   */
+  measure?: 'opsPerSec' | 'growthMB';
 }
 
 export interface Workload {

@@ -240,6 +240,18 @@ export const massInsertWorkload: Workload = {
     subject: 'redloop-massinsert',
     versus: ['redis-cli-pipe'],
     min: 0.8,
+  }, {
+    description: 'un-awaited burst of SETs (1M in a full run): at least 800,000/s',
+    subject: 'redloop-unawaited',
+    versus: [],
+    min: 800_000,
+    measure: 'opsPerSec',
+  }, {
+    description: 'un-awaited burst of SETs (1M in a full run): at most 250 MB of growth (heap+buffers, peak)',
+    subject: 'redloop-unawaited',
+    versus: [],
+    min: 250,
+    measure: 'growthMB',
   }],
   async cleanup(endpoints, count) {
     await unlinkKeys(endpoints[0]!, keys(count));
