@@ -89,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts.publish && !publish) process.stderr.write('bench: not published (--publish): a contestant failed\n');
   if (publish) {
-    process.stderr.write('bench: wrote benchmarks/results/published.json and .svg, the copy the README shows: commit them (and the README table, from the figures above)\n');
+    process.stderr.write('bench: wrote benchmarks/results/published.json, .svg and .md, the copy the README shows: commit them, and paste published.md into the README\'s Benchmarks section\n');
   }
   const missed = opts.check ? record.targets.filter((t) => t.status !== 'pass') : [];
   if (missed.length > 0) {

@@ -10,6 +10,7 @@ import { RESULTS_DIR, type BenchOptions } from './options.js';
 import type { TargetResult } from './report.js';
 import type { WorkloadResult } from './runner.js';
 import { renderSvg } from './svg.js';
+import { publishedMarkdown } from './markdown.js';
 
 export interface BenchMeta {
   date: string;
@@ -92,7 +93,8 @@ export function writeResults(record: BenchRecord, opts: BenchOptions): string[] 
     [path.join(opts.outDir, `bench-${stamp}-${name}.svg`), svg],
   ];
   if (opts.publish) {
-    files.push([path.join(RESULTS_DIR, 'published.json'), json], [path.join(RESULTS_DIR, 'published.svg'), svg]);
+    files.push([path.join(RESULTS_DIR, 'published.json'), json], [path.join(RESULTS_DIR, 'published.svg'), svg],
+      [path.join(RESULTS_DIR, 'published.md'), publishedMarkdown(record)]);
   }
   for (const [file, text] of files) fs.writeFileSync(file, text);
   return [...files.slice(0, 2), ...files.slice(4)].map(([file]) => file);
