@@ -11,7 +11,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import Denque from 'denque';
-import { encodeCommand, encodedLength, type Encoded } from './protocol/encoder.js';
+import { encodeCommand, type Encoded } from './protocol/encoder.js';
 import { ReplyDecoder, type ReplyHandler } from './protocol/decoder.js';
 import type { ReplySink } from './future.js';
 import { CallbackSink } from './callback-sink.js';
@@ -314,12 +314,13 @@ export class Connection implements ReplyHandler, CommandTarget {
     return this.options.reconnect === false ? 0 : this.options.reconnect.failQueuedAfter;
   }
 
-  /** Writes everything queued this tick in one syscall. Called by the loop's tick flush. */
+  /** Writes what this tick queued and no slice took yet, in one syscall. Called by the loop's tick flush. */
   flush(): void {
     this.flushScheduled = false;
     this.writeQueued();
   }
 
+  /** Hands `out` to the socket: at the tick's end, or when a slice is full (see queueOut). */
   private writeQueued(): void {
     const out = this.out;
     if (out.length === 0) return;
