@@ -253,7 +253,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.queueOut(encoded);
     this.pending.push(sink);
     if (!this.holding) this.hold();
-    if (sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined) {
+    if (this.ownMode(sink)) {
       this.modeSwitches++;
       if (this.pending.length === 1) this.decodeFor(sink);
     }
@@ -391,9 +391,14 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.drop(err);
   }
 
+  /** Whether `sink` wants its reply decoded otherwise than the connection's options say. */
+  private ownMode(sink: ReplySink): boolean {
+    return sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined || sink.onReplyHead !== undefined;
+  }
+
   /** Puts the decoder in the mode the next pending reply wants. */
   private afterModeSwitchedReply(done: ReplySink): void {
-    if (done.returnBuffers !== this.options.returnBuffers || done.bigInt !== undefined) this.modeSwitches--;
+    if (this.ownMode(done)) this.modeSwitches--;
     this.decodeFor(this.pending.peekFront());
   }
 
@@ -401,6 +406,21 @@ export class Connection implements ReplyHandler, CommandTarget {
   private decodeFor(sink: ReplySink | undefined): void {
     this.decoder.returnBuffers = sink === undefined ? this.options.returnBuffers : sink.returnBuffers;
     this.decoder.bigInt = sink?.bigInt ?? this.options.bigInt;
+    this.decoder.peekHead = sink?.onReplyHead !== undefined;
+  }
+
+  /** The first element of the head sink's array reply, read ahead of the rest (see ReplySink.onReplyHead). */
+  onReplyHead(first: unknown): void {
+    this.pending.peekFront()?.onReplyHead?.(first);
+  }
+
+  /**
+   * Writes what is queued now instead of at the tick's end: for a command that could be sent
+   * only once a reply began to arrive (the next SCAN, from its cursor), while the rest of that
+   * reply is still being decoded.
+   */
+  writeNow(): void {
+    if (this._state === 'ready' && !this.closing) this.writeQueued();
   }
 
   /** An error reply inside an array (EXEC, EVAL): a ReplyError naming the command it answers. */

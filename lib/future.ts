@@ -32,6 +32,12 @@ export interface ReplySink {
   resolveReply(reply: unknown): void;
   /** `err` is a ReplyError for a server error, or a client-side failure. */
   rejectReply(err: Error): void;
+  /**
+   * When the reply is an array whose first element (a string) is already in the socket's buffer
+   * while the rest may not be decoded yet, that element, once, before resolveReply; not called
+   * otherwise. Lets a sink send its next command early (SCAN's cursor). Futures have none.
+   */
+  onReplyHead?(first: unknown): void;
 }
 
 

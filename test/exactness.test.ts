@@ -255,6 +255,45 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     expect(run([], true, false).slice(1, 4)).to.deep.equal([['message', 'news', 'a'], ['message', 'news', ''], ['message', 'nexs', 'ü€🚀']]);
   });
 
+  it('peekHead: the first string of each top-level array comes once, before its reply, whatever the cuts; replies unchanged', () => {
+    const bulk = (x: string) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`;
+    const scanReply = (cursor: string, keys: string[]) => `*2\r\n${bulk(cursor)}*${keys.length}\r\n${keys.map(bulk).join('')}`;
+    const bytes = Buffer.from([
+      scanReply('17', ['a', 'bé', 'c']), '+OK\r\n', scanReply('0', []), '*2\r\n:1\r\n:2\r\n', '*-1\r\n',
+      scanReply('123456789', Array.from({ length: 50 }, (_, i) => `key:${i}`)),
+    ].join(''));
+    class HeadCollector extends Collector {
+      onReplyHead(first: unknown): void { this.replies.push(`HEAD ${String(first)}`); }
+    }
+    const run = (cuts: number[], peek: boolean) => {
+      const c = new HeadCollector();
+      const d = new ReplyDecoder(c, false, false);
+      d.peekHead = peek;
+      let at = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut > at) d.feed(Buffer.from(bytes.subarray(at, cut)));
+        at = Math.max(at, cut);
+      }
+      return c.replies;
+    };
+    const plain = run([], false);
+    expect(plain).to.have.length(6);
+    const whole = run([], true);
+    expect(whole.filter((r) => typeof r !== 'string' || !r.startsWith('HEAD '))).to.deep.equal(plain);
+    expect(whole.slice(0, 2)).to.deep.equal(['HEAD 17', ['17', ['a', 'bé', 'c']]]);
+    expect(whole.filter((r) => typeof r === 'string' && r.startsWith('HEAD '))).to.deep.equal(['HEAD 17', 'HEAD 0', 'HEAD 123456789']);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const got = run([cut], true);
+      expect(got.filter((r) => typeof r !== 'string' || !r.startsWith('HEAD ')), `cut at ${cut}`).to.deep.equal(plain);
+      // Each head at most once, and only right before its own reply's position.
+      const heads = got.filter((r) => typeof r === 'string' && r.startsWith('HEAD '));
+      expect(new Set(heads).size, `cut at ${cut}`).to.equal(heads.length);
+      got.forEach((r, i) => {
+        if (typeof r === 'string' && r.startsWith('HEAD ')) expect((got[i + 1] as unknown[])[0], `cut at ${cut}`).to.equal(r.slice(5));
+      });
+    }
+  });
+
   it('reports a byte that is not RESP as a ProtocolError and stops', () => {
     const replies = decode(Buffer.from('+OK\r\n!oops\r\n+NEVER\r\n'), []);
     expect(replies[0]).to.equal('OK');

@@ -21,6 +21,8 @@ export interface ReplyHandler {
   onProtocolError(err: ProtocolError): void;
   /** The error to put in place of an error reply nested in an array (EXEC, EVAL). */
   nestedError(message: string): Error;
+  /** In peekHead mode: the first element of a top-level array, before the rest is decoded. */
+  onReplyHead?(first: unknown): void;
   /**
    * A pub/sub 'message' push (`*3 $7 message $ channel $ message`), without its array or type
    * string; only called while `pushMessages` is set. Must behave as onReply(['message', channel,
@@ -117,6 +119,8 @@ export class ReplyDecoder {
   returnBuffers: boolean;
   /** Whether integer replies parsed next come back as bigints (exact) instead of numbers. */
   bigInt: boolean;
+  /** Whether the next top-level array's first element goes to handler.onReplyHead early. */
+  peekHead = false;
 
   private readonly handler: ReplyHandler;
   /** The buffer being parsed, and where. */
@@ -269,10 +273,30 @@ export class ReplyDecoder {
         this.keepTail(buf, start);
         return;
       }
-      if (value === OPENED) continue;
+      if (value === OPENED) {
+        if (this.peekHead) {
+          this.peekFirst(buf);
+          if (this.buf !== buf) return;
+        }
+        continue;
+      }
       handler.onReply(value);
       if (this.buf !== buf) return;
     }
+  }
+
+  /**
+   * The first element of the top-level array just opened, if it is a bulk string already in the
+   * buffer, goes to handler.onReplyHead; the array is then filled as usual (reading it again).
+   * An array opens once per reply, even when its elements span chunks, so this runs once.
+   */
+  private peekFirst(buf: Buffer): void {
+    const at = this.pos;
+    if (at >= buf.length || buf[at] !== 36) return;
+    const first = this.element(buf, at);
+    this.pos = at;
+    if (first === INCOMPLETE || first === FAILED || first === null) return;
+    this.handler.onReplyHead?.(first);
   }
 
   /**
