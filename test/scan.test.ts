@@ -192,8 +192,8 @@ describe('SCAN iterators on a cluster', function () {
     // Runs of consecutive batches from the same master.
     const runs = (nodes: Connection[]) => nodes.filter((node, i) => i === 0 || nodes[i - 1] !== node).length;
     const inTurn = await order(1);
+    expect(new Set(inTurn).size).to.equal(3);
     expect(runs(inTurn)).to.equal(3);
-    expect(inTurn[0]).to.equal(c.masterConnections[0]);
     // About 700 batches per master: each master's replies arrive while the others' are handed on.
     const together = await order();
     expect(new Set(together).size).to.equal(3);
