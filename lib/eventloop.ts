@@ -15,7 +15,7 @@ import { massInsert, type MassInsertOptions, type MassInsertReport, type MassIns
 import { Cluster, type ClusterOptions } from './cluster/cluster.js';
 import { ShardSet } from './shards.js';
 import { subscribe, type Channel, type Subscription, type SubscribeOptions } from './pubsub.js';
-import { hscan, scan, sscan, zscan, type ScanIterator, type ScanOptions } from './scan.js';
+import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from './scan.js';
 import { multi, type BlockCommand, type MultiOptions } from './multi.js';
 import { batch } from './batch.js';
 import { script as makeScript, type Script } from './scripts.js';
@@ -230,7 +230,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   /**
    * SCAN as an async iterable of keys: a connection's keyspace, or every master of a cluster or
-   * shard set (one after the other). The next SCAN is sent while you handle the current batch.
+   * shard set (`parallel` at a time, default all). The next SCAN is sent while you handle the
+   * current batch.
    */
   scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
     this.assertTarget(target);
@@ -238,19 +239,19 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   }
 
   /** HSCAN as an async iterable of [field, value]. */
-  hscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, string | Buffer]> {
+  hscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<[string | Buffer, string | Buffer]> {
     this.assertTarget(target);
     return hscan(target, key, options);
   }
 
   /** SSCAN as an async iterable of members. */
-  sscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<string | Buffer> {
+  sscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<string | Buffer> {
     this.assertTarget(target);
     return sscan(target, key, options);
   }
 
   /** ZSCAN as an async iterable of [member, score]. */
-  zscan(target: CommandTarget, key: string | Buffer, options?: Omit<ScanOptions, 'type'>): ScanIterator<[string | Buffer, number]> {
+  zscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<[string | Buffer, number]> {
     this.assertTarget(target);
     return zscan(target, key, options);
   }

@@ -28,7 +28,7 @@ export type {
 export { MalformedInputError, RespRequestFramer } from './protocol/requestframer.js';
 export type { FramedBatch } from './protocol/requestframer.js';
 export { ScanIterator } from './scan.js';
-export type { ScanOptions } from './scan.js';
+export type { KeyScanOptions, ScanOptions } from './scan.js';
 export { Subscription } from './pubsub.js';
 export type { Channel, PubSubMessage, SubscribeOptions } from './pubsub.js';
 export type { BlockCommand, MultiOptions } from './multi.js';

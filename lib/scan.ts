@@ -1,10 +1,13 @@
 /**
  * SCAN iterators: loop.scan() walks the keyspace of a connection, or of every master of a
- * cluster or shard set; hscan/sscan/zscan walk one key's members through any target.
+ * cluster or shard set (several masters at once, see `parallel`); hscan/sscan/zscan walk one
+ * key's members through any target.
  *
  * Each pass sends the next SCAN as soon as a reply arrives, before the batch is handed to the
  * consumer, so the server works on batch n+1 while the caller handles batch n (one round trip
- * per batch is hidden behind the caller's work instead of added to it).
+ * per batch is hidden behind the caller's work instead of added to it). A pass that is stopped
+ * (break, return(), another pass failed) waits for the SCAN it already sent, so none is left in
+ * flight when the iteration has ended.
  *
  * Redis' guarantee, which these iterators keep: a key present for the whole iteration is
  * returned at least once; a key may be returned more than once (during a rehash, after a
@@ -28,7 +31,17 @@ export interface ScanOptions {
   type?: string;
   /** Yield Buffers instead of strings (binary keys and values). */
   returnBuffers?: boolean;
+  /**
+   * On a cluster or shard set: how many masters are scanned at once (SCAN only; ignored on a
+   * single connection). Default: every master. Each pass runs at most one batch ahead of the
+   * consumer, so about 2 x parallel x count keys are held at most; each master still sees one
+   * SCAN at a time.
+   */
+  parallel?: number;
 }
+
+/** The options of hscan/sscan/zscan: one key on one server, so no TYPE filter and no fan-out. */
+export type KeyScanOptions = Omit<ScanOptions, 'type' | 'parallel'>;
 
 /** What a SCAN over many servers needs from a cluster or a shard set. */
 interface FanOutTarget extends CommandTarget {
@@ -88,15 +101,26 @@ function isRetryable(err: unknown): boolean {
     || err instanceof ClientStateError;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Resolves after `ms`, or at once when `stop` is aborted (a stopped pass must not linger). */
+function sleep(ms: number, stop?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (stop?.aborted === true) { resolve(); return; }
+    const done = () => { clearTimeout(timer); stop?.removeEventListener('abort', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    stop?.addEventListener('abort', done, { once: true });
+  });
+}
 
-function checkOptions(what: string, o: ScanOptions | undefined, allowType: boolean): Required<Pick<ScanOptions, 'count' | 'returnBuffers'>> & ScanOptions {
+function checkOptions(what: string, o: ScanOptions | undefined, keyspace: boolean): Required<Pick<ScanOptions, 'count' | 'returnBuffers'>> & ScanOptions {
   if (o !== undefined && (o === null || typeof o !== 'object')) throw new TypeError(`${what}: options must be an object like { match: 'user:*', count: 1000 }`);
   const opts = o ?? {};
   for (const k of Object.keys(opts)) {
-    if (k !== 'match' && k !== 'count' && k !== 'returnBuffers' && !(allowType && k === 'type')) {
-      throw new TypeError(`${what}: unknown option "${k}" (known: match, count${allowType ? ', type' : ''}, returnBuffers)`);
+    if (k !== 'match' && k !== 'count' && k !== 'returnBuffers' && !(keyspace && (k === 'type' || k === 'parallel'))) {
+      throw new TypeError(`${what}: unknown option "${k}" (known: match, count${keyspace ? ', type, parallel' : ''}, returnBuffers)`);
     }
+  }
+  if (opts.parallel !== undefined && (!Number.isInteger(opts.parallel) || opts.parallel < 1)) {
+    throw new TypeError(`${what}: parallel must be a positive integer (masters scanned at once; leave it out for every master), got ${String(opts.parallel)}`);
   }
   if (opts.match !== undefined && (typeof opts.match !== 'string' || opts.match === '')) throw new TypeError(`${what}: match must be a non-empty glob pattern string`);
   if (opts.type !== undefined && (typeof opts.type !== 'string' || opts.type === '')) throw new TypeError(`${what}: type must be a type name such as 'string' or 'hash'`);
@@ -147,6 +171,9 @@ export class ScanIterator<T> implements AsyncIterableIterator<T> {
   }
 
   async return(): Promise<IteratorResult<T, undefined>> {
+    // Ended means ended: next() must not hand out what was left of the last batch.
+    this.buf = [];
+    this.i = 0;
     await this.source.return();
     return { done: true, value: undefined };
   }
@@ -170,42 +197,54 @@ export class ScanIterator<T> implements AsyncIterableIterator<T> {
 
 /**
  * One pass of a cursor over one target, the next call pipelined ahead of the consumer.
- * `restart` is asked after a retryable failure: 'resume' keeps the cursor (same server),
- * 'restart' starts again at 0 (another server), or it throws to give up.
+ * `afterFailure` is asked after a retryable failure: 'resume' keeps the cursor (same server),
+ * 'restart' starts again at 0 (another server), or it throws to give up. Once `stop` is
+ * aborted the pass sends nothing more and ends.
  */
 async function* cursorPass(
   target: () => CommandTarget,
   head: string[], tail: string[], returnBuffers: boolean,
   afterFailure: (err: unknown, since: number) => Promise<'resume' | 'restart'>,
+  stop?: AbortSignal,
 ): AsyncGenerator<unknown[], void, undefined> {
   let cursor = '0';
   let failingSince = 0;
-  let next = send(target(), [...head, cursor, ...tail], returnBuffers);
-  for (;;) {
-    let reply: Reply;
-    try {
-      reply = await next;
+  let next: Promise<Reply> | undefined = send(target(), [...head, cursor, ...tail], returnBuffers);
+  try {
+    // `next` is the SCAN in flight; none once the cursor is back at 0.
+    while (next !== undefined) {
+      let reply: Reply;
+      try {
+        reply = await next;
+      } catch (err) {
+        next = undefined;
+        if (!isRetryable(err)) throw err;
+        if (failingSince === 0) failingSince = Date.now();
+        const how = await afterFailure(err, failingSince);
+        if (stop?.aborted === true) return;
+        if (how === 'restart') cursor = '0';
+        next = send(target(), [...head, cursor, ...tail], returnBuffers);
+        continue;
+      }
+      next = undefined;
       failingSince = 0;
-    } catch (err) {
-      if (!isRetryable(err)) throw err;
-      if (failingSince === 0) failingSince = Date.now();
-      if (await afterFailure(err, failingSince) === 'restart') cursor = '0';
-      next = send(target(), [...head, cursor, ...tail], returnBuffers);
-      continue;
+      if (stop?.aborted === true) return;
+      cursor = reply[0];
+      if (cursor !== '0') next = send(target(), [...head, cursor, ...tail], returnBuffers);
+      if (reply[1].length !== 0) yield reply[1];
     }
-    cursor = reply[0];
-    const done = cursor === '0';
-    if (!done) next = send(target(), [...head, cursor, ...tail], returnBuffers);
-    if (reply[1].length !== 0) yield reply[1];
-    if (done) return;
+  } finally {
+    // Stopped while a SCAN was in flight (break, return(), another pass failed): wait for its
+    // reply (or its failure), so the iteration never ends with a SCAN still pending.
+    if (next !== undefined) await next.catch(() => {});
   }
 }
 
-async function waitOrGiveUp(err: unknown, since: number, target: CommandTarget): Promise<void> {
+async function waitOrGiveUp(err: unknown, since: number, target: CommandTarget, stop?: AbortSignal): Promise<void> {
   // After loop.close() nothing comes back: end now instead of retrying for RETRY_FOR_MS.
   if ((target.loop as { isClosed?: boolean } | null)?.isClosed === true) throw err;
   if (Date.now() - since > RETRY_FOR_MS) throw err;
-  await sleep(RETRY_EVERY_MS);
+  await sleep(RETRY_EVERY_MS, stop);
 }
 
 function isFanOut(target: CommandTarget): target is FanOutTarget {
@@ -230,40 +269,86 @@ export function scan(target: CommandTarget, options?: ScanOptions): ScanIterator
       return 'resume';
     }));
   }
-  return new ScanIterator(fanOut(target, tail, o.returnBuffers));
+  return new ScanIterator(fanOut(target, tail, o.returnBuffers, o.parallel));
 }
 
+type Pass = AsyncGenerator<unknown[], void, undefined>;
+type Settled = { pass: Pass; ok: true; result: IteratorResult<unknown[], void> } | { pass: Pass; ok: false; error: unknown };
+
 /**
- * Every master, one after the other (sequential passes keep one SCAN in flight per iteration,
- * and the pipelining ahead already hides the round trips). A master that fails for good
- * mid-pass is replaced by the node that owns its first slot in the next map, where its pass
- * restarts at cursor 0 (so its keys already seen may be seen again).
+ * Runs the passes `parallel` at a time (the next one starts when one ends) and yields their
+ * batches in the order they arrive. A running pass has one next() outstanding, asked again only
+ * once its previous batch was taken, so it is at most one batch ahead of the consumer: that batch
+ * waiting here, and its next SCAN in flight. The first pass to fail ends the iteration with its
+ * error; ending for any reason aborts `stop` and waits until every pass has ended.
  */
-async function* fanOut(target: FanOutTarget, tail: string[], returnBuffers: boolean): AsyncGenerator<unknown[], void, undefined> {
-  await target.whenReady();
-  const masters = target.masterConnections;
-  for (const first of masters) {
-    let conn = first;
-    // A slot of this master, to find its replacement after a failover (clusters only).
-    const slot = target.nodes?.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
-    yield* cursorPass(() => conn, ['SCAN'], tail, returnBuffers, async (err, since) => {
-      await waitOrGiveUp(err, since, target);
-      if (slot === undefined || target.refresh === undefined) {
-        if (conn.state === 'closed') throw err;
-        return 'resume';
-      }
-      target.refresh();
-      await sleep(RETRY_EVERY_MS); // let the refresh land
-      const owner = target.nodes?.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
-      const next = owner === undefined ? undefined : target.masterConnections.find((c) => hostPort(c) === owner.address);
-      if (next === undefined || next === conn) return 'resume';
-      conn = next;
-      return 'restart';
-    });
+async function* interleave(passes: ReadonlyArray<() => Pass>, parallel: number, stop: AbortController): AsyncGenerator<unknown[], void, undefined> {
+  const started: Pass[] = [];
+  const waiting = new Map<Pass, Promise<Settled>>();
+  const pull = (pass: Pass) => {
+    // Never rejects: a failure is a value here, so no promise is left to reject unobserved.
+    waiting.set(pass, pass.next().then((result) => ({ pass, ok: true, result }), (error: unknown) => ({ pass, ok: false, error })));
+  };
+  const startNext = () => {
+    if (started.length === passes.length) return;
+    const pass = passes[started.length]!();
+    started.push(pass);
+    pull(pass);
+  };
+  try {
+    while (started.length < Math.min(parallel, passes.length)) startNext();
+    while (waiting.size > 0) {
+      const settled = await Promise.race(waiting.values());
+      // Deleted and set again on the next pull, so a pass whose batch was just taken goes behind
+      // the others that are ready: no master is starved by a faster one.
+      waiting.delete(settled.pass);
+      if (!settled.ok) throw settled.error;
+      if (settled.result.done === true) { startNext(); continue; }
+      yield settled.result.value;
+      pull(settled.pass);
+    }
+  } finally {
+    stop.abort();
+    // A pass suspended at its yield ends at once (after its SCAN in flight); one with a next()
+    // outstanding ends when that settles, sending nothing more.
+    await Promise.all(started.map((pass) => pass.return()));
   }
 }
 
-function keyScan<T>(what: string, target: CommandTarget, key: string | Buffer, options: ScanOptions | undefined, step: number, map?: (raw: unknown[], i: number) => T): ScanIterator<T> {
+/**
+ * Every master, `parallel` at a time (default: all at once). A master that fails for good
+ * mid-pass is replaced by the node that owns its first slot in the next map, where its pass
+ * restarts at cursor 0 (so its keys already seen may be seen again).
+ */
+async function* fanOut(target: FanOutTarget, tail: string[], returnBuffers: boolean, parallel: number | undefined): AsyncGenerator<unknown[], void, undefined> {
+  await target.whenReady();
+  const stop = new AbortController();
+  const passes = target.masterConnections.map((first) => {
+    // A slot of this master, to find its replacement after a failover (clusters only). Taken
+    // now, from the map the iteration starts with, for passes that start later too.
+    const slot = target.nodes?.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
+    return () => {
+      let conn = first;
+      return cursorPass(() => conn, ['SCAN'], tail, returnBuffers, async (err, since) => {
+        await waitOrGiveUp(err, since, target, stop.signal);
+        if (slot === undefined || target.refresh === undefined) {
+          if (conn.state === 'closed') throw err;
+          return 'resume';
+        }
+        target.refresh();
+        await sleep(RETRY_EVERY_MS, stop.signal); // let the refresh land
+        const owner = target.nodes?.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
+        const next = owner === undefined ? undefined : target.masterConnections.find((c) => hostPort(c) === owner.address);
+        if (next === undefined || next === conn) return 'resume';
+        conn = next;
+        return 'restart';
+      }, stop.signal);
+    };
+  });
+  yield* interleave(passes, parallel ?? passes.length, stop);
+}
+
+function keyScan<T>(what: string, target: CommandTarget, key: string | Buffer, options: KeyScanOptions | undefined, step: number, map?: (raw: unknown[], i: number) => T): ScanIterator<T> {
   if (typeof key !== 'string' && !Buffer.isBuffer(key)) throw new TypeError(`${what}: key must be a string or a Buffer, got ${key === null ? 'null' : typeof key}`);
   const o = checkOptions(`${what}()`, options, false);
   // Through the target, so a cluster routes it by key (and follows MOVED). After a connection
@@ -277,12 +362,12 @@ function keyScan<T>(what: string, target: CommandTarget, key: string | Buffer, o
 }
 
 /** HSCAN: [field, value] pairs of a hash. */
-export function hscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<[string | Buffer, string | Buffer]> {
+export function hscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<[string | Buffer, string | Buffer]> {
   return keyScan('hscan', target, key, options, 2, (raw, i) => [raw[i] as string, raw[i + 1] as string]);
 }
 
 /** SSCAN: members of a set. */
-export function sscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<string | Buffer> {
+export function sscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<string | Buffer> {
   return keyScan('sscan', target, key, options, 1);
 }
 
@@ -292,6 +377,6 @@ function toScore(s: unknown): number {
 }
 
 /** ZSCAN: [member, score] pairs of a sorted set (scores as numbers). */
-export function zscan(target: CommandTarget, key: string | Buffer, options?: ScanOptions): ScanIterator<[string | Buffer, number]> {
+export function zscan(target: CommandTarget, key: string | Buffer, options?: KeyScanOptions): ScanIterator<[string | Buffer, number]> {
   return keyScan('zscan', target, key, options, 2, (raw, i) => [raw[i] as string, toScore(raw[i + 1])]);
 }

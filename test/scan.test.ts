@@ -1,5 +1,7 @@
-// SCAN iterators: every key of a server or of every master of a real cluster, MATCH and TYPE
-// filters, HSCAN/SSCAN/ZSCAN, and a pass that continues on the promoted node after a failover.
+// SCAN iterators: every key of a server or of every master of a real cluster (masters scanned
+// in parallel or in turn), MATCH and TYPE filters, HSCAN/SSCAN/ZSCAN, a pass that continues on
+// the promoted node after a failover, and early ends (break, a failing master) that leave no
+// SCAN in flight.
 import { expect } from 'chai';
 import { EventLoop, type Cluster, type Connection } from '../lib/index.js';
 import { startCluster, startRedis, type RedisCluster, type RedisServer } from './support/index.js';
@@ -144,10 +146,13 @@ describe('SCAN iterators on a cluster', function () {
     const n = 1_000_000;
     const report = await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `key:${i}`, '1']; })());
     expect(report.errors.count).to.equal(0);
-    const seen = new Set<string | Buffer>();
-    for await (const batch of loop.scan(c, { count: 1000 }).batches()) for (const k of batch) seen.add(k);
-    expect(seen.size).to.equal(n);
-    for (let i = 0; i < n; i += 9973) expect(seen.has(`key:${i}`)).to.equal(true);
+    // Every master at once (the default), one at a time, two at a time.
+    for (const parallel of [undefined, 1, 2]) {
+      const seen = new Set<string | Buffer>();
+      for await (const batch of loop.scan(c, { count: 1000, parallel }).batches()) for (const k of batch) seen.add(k);
+      expect(seen.size, `parallel: ${String(parallel)}`).to.equal(n);
+      for (let i = 0; i < n; i += 9973) expect(seen.has(`key:${i}`)).to.equal(true);
+    }
     // Sharded keyspace with a filter: every master is asked.
     const matched = await collect(loop.scan(c, { match: 'key:99999*' }));
     expect(new Set(matched).size).to.equal(11);
@@ -168,13 +173,100 @@ describe('SCAN iterators on a cluster', function () {
     for (const o of outcomes) expect(o).to.be.oneOf(['done', 'ClientStateError', 'RoutingError', 'ConnectionClosedError']);
   });
 
-  it('continues on the promoted replica when a master dies mid-pass (every key still seen)', async () => {
+  it('interleaves the masters\' batches by default, and takes them one after the other with parallel: 1', async () => {
+    const n = 20_000;
+    await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `ik:${i}`, '1']; })());
+    /** The master of each batch, in the order the batches came; each batch is from one master. */
+    const order = async (parallel?: number): Promise<Connection[]> => {
+      const nodes: Connection[] = [];
+      let keys = 0;
+      for await (const batch of loop.scan(c, { count: 10, parallel }).batches()) {
+        const node = c.connectionFor(batch[0]!);
+        expect(batch.every((k) => c.connectionFor(k) === node), 'a batch holds keys of one master').to.equal(true);
+        nodes.push(node);
+        keys += batch.length;
+      }
+      expect(keys).to.be.at.least(n);
+      return nodes;
+    };
+    // Runs of consecutive batches from the same master.
+    const runs = (nodes: Connection[]) => nodes.filter((node, i) => i === 0 || nodes[i - 1] !== node).length;
+    const inTurn = await order(1);
+    expect(new Set(inTurn).size).to.equal(3);
+    expect(runs(inTurn)).to.equal(3);
+    // About 700 batches per master: each master's replies arrive while the others' are handed on.
+    const together = await order();
+    expect(new Set(together).size).to.equal(3);
+    expect(runs(together)).to.be.greaterThan(3);
+  });
+
+  it('break and return() stop every pass and leave no SCAN in flight', async () => {
+    await loop.massInsert(c, (function* () { for (let i = 0; i < 30_000; i++) yield ['SET', `bk:${i}`, '1']; })());
+    // No periodic topology refresh, so the only commands on the masters are the SCANs.
+    const quiet = loop.cluster([cluster.seedUrl], { refreshInterval: 0 });
+    await quiet.whenReady();
+    const inFlight = () => quiet.masterConnections.map((m) => m.pendingReplies);
+    const sent = () => quiet.masterConnections.reduce((a, m) => a + m.stats.commandsSent, 0);
+
+    let seen = 0;
+    for await (const _ of loop.scan(quiet, { count: 10 })) if (++seen === 100) break;
+    expect(seen).to.equal(100);
+    expect(inFlight()).to.deep.equal([0, 0, 0]);
+
+    let batches = 0;
+    for await (const _ of loop.scan(quiet, { count: 10, parallel: 2 }).batches()) if (++batches === 5) break;
+    expect(inFlight()).to.deep.equal([0, 0, 0]);
+
+    const it = loop.scan(quiet, { count: 10 });
+    await it.next();
+    expect(sent()).to.be.greaterThan(0);
+    await it.return();
+    expect(inFlight()).to.deep.equal([0, 0, 0]);
+    // Nothing is sent once the iteration has ended.
+    const before = sent();
+    await Promise.all(quiet.masterConnections.map((m) => loop.sendCommand(m, 'PING')));
+    expect(sent()).to.equal(before + 3);
+    expect((await it.next()).done).to.equal(true);
+  });
+
+  it('a master whose SCAN fails ends the iteration with its error; the other passes stop, none left in flight', async () => {
+    await loop.massInsert(c, (function* () { for (let i = 0; i < 30_000; i++) yield ['SET', `ek:${i}`, '1']; })());
+    const quiet = loop.cluster([cluster.seedUrl], { refreshInterval: 0 });
+    await quiet.whenReady();
+    const refusing = cluster.masters()[1]!;
+    let err: Error | undefined;
+    let seen = 0;
+    try {
+      for await (const _ of loop.scan(quiet, { count: 10 })) {
+        // Mid-pass: from now on this master refuses SCAN (NOPERM, not retryable).
+        if (++seen === 300) await refusing.command('ACL', 'SETUSER', 'default', '-scan');
+      }
+    } catch (e) {
+      err = e as Error;
+    } finally {
+      await refusing.command('ACL', 'SETUSER', 'default', '+@all');
+    }
+    expect(err?.name).to.equal('ReplyError');
+    expect(err?.message).to.match(/NOPERM/);
+    expect(quiet.masterConnections.map((m) => m.pendingReplies)).to.deep.equal([0, 0, 0]);
+  });
+
+  it('refuses a bad parallel with a TypeError naming it (scan only)', () => {
+    for (const bad of [0, -1, 1.5, NaN, Infinity, '2', null]) {
+      expect(() => loop.scan(c, { parallel: bad as never }), String(bad)).to.throw(TypeError, /parallel must be a positive integer/);
+    }
+    expect(() => loop.hscan(c, 'h', { parallel: 2 } as never)).to.throw(TypeError, /unknown option "parallel"/);
+    // More than there are masters means all of them.
+    expect(() => loop.scan(c, { parallel: 10 })).to.not.throw();
+  });
+
+  it('continues on the promoted replica when a master dies mid-pass, the other masters scanned meanwhile (every key still seen)', async () => {
     const n = 30_000;
     const report = await loop.massInsert(c, (function* () { for (let i = 0; i < n; i++) yield ['SET', `fk:${i}`, '1']; })());
     expect(report.errors.count).to.equal(0);
     // Wait until the replicas have every key, so the promoted one has them too.
     for (const m of cluster.masters()) await m.command('WAIT', 1, 5000);
-    // The first master scanned is the one to kill while its pass is under way.
+    // Every master's pass runs at once (the default); this one dies while its pass is under way.
     const firstAddress = c.masterConnections[0]!.address.replace(/\/\d+$/, '');
     const victim = cluster.masters().find((m) => m.address === firstAddress)!;
     expect(victim, `a master at ${firstAddress}`).to.not.equal(undefined);

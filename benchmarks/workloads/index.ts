@@ -10,11 +10,12 @@ import { setget } from './setget.js';
 import { sunion } from './sunion.js';
 import { pubsubWorkload } from './pubsub.js';
 import { scanWorkload } from './scan.js';
+import { scanClusterWorkload } from './scan-cluster.js';
 import { clusterBatchWorkload, multiWorkload } from './transactions.js';
 
 export const WORKLOADS: readonly Workload[] = [
   pingPypredis, pingWindows, sunion, setget, clusterSetget, massInsertWorkload, massInsertClusterWorkload,
-  massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload,
+  massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload, scanClusterWorkload,
 ];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {
