@@ -15,7 +15,7 @@
  */
 import type { ReplySink } from './future.js';
 import type { CommandTarget } from './target.js';
-import type { Connection } from './connection.js';
+import { Connection } from './connection.js';
 import { encodeCommand, type Encoded } from './protocol/encoder.js';
 import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from './errors.js';
 
@@ -60,9 +60,13 @@ const RETRY_EVERY_MS = 250;
 class ScanSink implements ReplySink {
   settled = false;
   deadline: number;
+  /** Set only when the pass can use the cursor early (see cursorPass). */
+  declare onReplyHead?: (cursor: unknown) => void;
   constructor(readonly command: string, readonly returnBuffers: boolean, timeoutMs: number,
-    private readonly resolve: (r: unknown) => void, private readonly reject: (e: Error) => void) {
+    private readonly resolve: (r: unknown) => void, private readonly reject: (e: Error) => void,
+    onCursor: ((cursor: unknown) => void) | undefined) {
     this.deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
+    if (onCursor !== undefined) this.onReplyHead = onCursor;
   }
   resolveReply(reply: unknown): void {
     if (this.settled) return;
@@ -78,10 +82,10 @@ class ScanSink implements ReplySink {
 
 type Reply = [cursor: string, items: unknown[]];
 
-function send(target: CommandTarget, args: string[], returnBuffers: boolean): Promise<Reply> {
+function send(target: CommandTarget, args: string[], returnBuffers: boolean, onCursor?: (cursor: unknown) => void): Promise<Reply> {
   const p = new Promise<unknown>((resolve, reject) => {
     const encoded = encodeCommand(args[0]!, args, 1) as Encoded;
-    target.submit(encoded, new ScanSink(args[0]!, returnBuffers, target.commandTimeout, resolve, reject), args[0]!, args, 1);
+    target.submit(encoded, new ScanSink(args[0]!, returnBuffers, target.commandTimeout, resolve, reject, onCursor), args[0]!, args, 1);
   }).then((reply) => {
     if (!Array.isArray(reply) || reply.length !== 2 || !Array.isArray(reply[1])) {
       throw new ReplyError(`ERR ${args[0]} returned an unexpected reply`, args[0]!);
@@ -200,6 +204,10 @@ export class ScanIterator<T> implements AsyncIterableIterator<T> {
  * `afterFailure` is asked after a retryable failure: 'resume' keeps the cursor (same server),
  * 'restart' starts again at 0 (another server), or it throws to give up. Once `stop` is
  * aborted the pass sends nothing more and ends.
+ *
+ * On a connection, the next call leaves as soon as the reply's cursor has arrived, before the
+ * reply's items are decoded, and is written at once: the server works on batch n+1 while this
+ * process decodes batch n (SCAN is bound by the server; this hides the decoding behind it).
  */
 async function* cursorPass(
   target: () => CommandTarget,
@@ -209,7 +217,19 @@ async function* cursorPass(
 ): AsyncGenerator<unknown[], void, undefined> {
   let cursor = '0';
   let failingSince = 0;
-  let next: Promise<Reply> | undefined = send(target(), [...head, cursor, ...tail], returnBuffers);
+  /** The call sent from the head of the reply in flight, and its cursor. */
+  let early: { cursor: string; reply: Promise<Reply> } | undefined;
+  const call = (c: string): Promise<Reply> => {
+    const t = target();
+    if (!(t instanceof Connection)) return send(t, [...head, c, ...tail], returnBuffers);
+    return send(t, [...head, c, ...tail], returnBuffers, (first) => {
+      const nextCursor = Buffer.isBuffer(first) ? first.toString('latin1') : String(first);
+      if (early !== undefined || nextCursor === '0' || stop?.aborted === true) return;
+      early = { cursor: nextCursor, reply: call(nextCursor) };
+      t.writeNow();
+    });
+  };
+  let next: Promise<Reply> | undefined = call(cursor);
   try {
     // `next` is the SCAN in flight; none once the cursor is back at 0.
     while (next !== undefined) {
@@ -218,25 +238,32 @@ async function* cursorPass(
         reply = await next;
       } catch (err) {
         next = undefined;
+        // A reply cut after its cursor came: the call sent early goes unused (its keys come again).
+        if (early !== undefined) { await early.reply.catch(() => {}); early = undefined; }
         if (!isRetryable(err)) throw err;
         if (failingSince === 0) failingSince = Date.now();
         const how = await afterFailure(err, failingSince);
         if (stop?.aborted === true) return;
         if (how === 'restart') cursor = '0';
-        next = send(target(), [...head, cursor, ...tail], returnBuffers);
+        next = call(cursor);
         continue;
       }
       next = undefined;
       failingSince = 0;
-      if (stop?.aborted === true) return;
       cursor = reply[0];
-      if (cursor !== '0') next = send(target(), [...head, cursor, ...tail], returnBuffers);
+      const sentEarly = early;
+      early = undefined;
+      if (sentEarly !== undefined && sentEarly.cursor === cursor) next = sentEarly.reply;
+      else if (sentEarly !== undefined) await sentEarly.reply.catch(() => {}); // a head that was not the cursor: drop that call
+      if (stop?.aborted === true) return;
+      if (next === undefined && cursor !== '0') next = call(cursor);
       if (reply[1].length !== 0) yield reply[1];
     }
   } finally {
     // Stopped while a SCAN was in flight (break, return(), another pass failed): wait for its
     // reply (or its failure), so the iteration never ends with a SCAN still pending.
     if (next !== undefined) await next.catch(() => {});
+    if (early !== undefined) await early.reply.catch(() => {});
   }
 }
 

@@ -114,4 +114,27 @@ describe('reliability: protocol errors (fake server)', function () {
     expect(fake.connectionCount).to.equal(2);
     expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['CLIENT']);
   });
+
+  it('SCAN: a reply cut after its cursor came (the next SCAN already written from it) is read again after the reconnect; every key, none left in flight', async () => {
+    const scanReply = (cursor: string, keys: string[]) => `*2\r\n${resp.bulk(cursor)}*${keys.length}\r\n${keys.map((k) => resp.bulk(k)).join('')}`;
+    fake = await startFakeServer({
+      onCommand: (cmd, client) => {
+        if (cmd[0] !== 'SCAN') return undefined;
+        if (client.index > 1) return cmd[1] === '0' ? scanReply('17', ['a', 'b']) : scanReply('0', ['c']);
+        // The cursor and one key of three, then nothing until the next SCAN arrives: it was sent
+        // from the cursor alone. Then the socket dies with that reply half read.
+        if (cmd[1] === '0') return '*2\r\n$2\r\n17\r\n*3\r\n$1\r\na\r\n';
+        client.socket.destroy();
+        return null;
+      },
+    });
+    loop = new EventLoop({ reconnect: { initialDelay: 5, maxDelay: 20 } });
+    loop.on('error', () => {});
+    const conn = loop.connect(fake.url);
+    const seen: string[] = [];
+    await within((async () => { for await (const key of loop.scan(conn)) seen.push(key as string); })(), 5000, 'the scan');
+    expect(fake.clients[0]!.commands.filter((c) => c[0] === 'SCAN').map((c) => c[1])).to.deep.equal(['0', '17']);
+    expect(seen.sort()).to.deep.equal(['a', 'b', 'c']);
+    expect(conn.pendingReplies).to.equal(0);
+  });
 });
