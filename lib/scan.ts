@@ -66,7 +66,8 @@ class ScanSink implements ReplySink {
     private readonly resolve: (r: unknown) => void, private readonly reject: (e: Error) => void,
     onCursor: ((cursor: unknown) => void) | undefined) {
     this.deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-    if (onCursor !== undefined) this.onReplyHead = onCursor;
+    // A reply read after its call timed out (the pass has moved on) must not start another call.
+    if (onCursor !== undefined) this.onReplyHead = (cursor) => { if (!this.settled) onCursor(cursor); };
   }
   resolveReply(reply: unknown): void {
     if (this.settled) return;
