@@ -3,8 +3,8 @@
 // the promoted node after a failover, and early ends (break, a failing master) that leave no
 // SCAN in flight.
 import { expect } from 'chai';
-import { EventLoop, type Cluster, type Connection } from '../lib/index.js';
-import { startCluster, startRedis, type RedisCluster, type RedisServer } from './support/index.js';
+import { EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
+import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from './support/index.js';
 import { within } from './reliability/helpers.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -123,6 +123,42 @@ describe('SCAN iterators on a server', function () {
     expect(killed).to.equal(true);
     expect(conn.stats.reconnects).to.be.greaterThan(0);
     expect(seen.size).to.equal(n);
+  });
+});
+
+describe('SCAN iterators on a shard set', function () {
+  this.timeout(60_000);
+  const KEYS = 30_000;
+  let servers: RedisServer[];
+  let loop: EventLoop;
+  let set: ShardSet;
+
+  before(async () => {
+    servers = await startShards(3);
+    loop = new EventLoop();
+    set = loop.shards(servers.map((s) => s.url));
+    for (let i = 0; i < KEYS; i += 1000) {
+      const batch = [];
+      for (let j = i; j < i + 1000; j++) batch.push(loop.sendCommand(set, 'SET', `sk:${j}`, 'v'));
+      await Promise.all(batch);
+    }
+  });
+  after(async () => {
+    await loop.close();
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  it('sees every key of every shard, all shards at once and one after the other; a break leaves no SCAN in flight', async () => {
+    const sizes = await Promise.all(servers.map((s) => s.command('DBSIZE')));
+    expect(sizes.every((n) => Number(n) > KEYS / 10), `keys on each shard: ${sizes.join(', ')}`).to.equal(true);
+    for (const parallel of [undefined, 1]) {
+      const seen = new Set<string>();
+      for await (const batch of loop.scan(set, { match: 'sk:*', count: 500, parallel }).batches()) for (const k of batch) seen.add(k as string);
+      expect(seen.size, `parallel ${String(parallel)}`).to.equal(KEYS);
+    }
+    let taken = 0;
+    for await (const batch of loop.scan(set, { count: 100 }).batches()) { taken += batch.length; if (taken > 300) break; }
+    expect(set.connections.map((c) => c.pendingReplies)).to.deep.equal([0, 0, 0]);
   });
 });
 
