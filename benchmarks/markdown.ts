@@ -1,10 +1,7 @@
 // The README's copy of a published run as Markdown (benchmarks/results/published.md): the same
 // medians, ratios and targets as the JSON beside it, so the README's table is pasted, not retyped.
 import type { BenchRecord } from './results.js';
-import { describeTarget } from './report.js';
-
-const fmtInt = (n: number | null) => (n !== null && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n >= 10 ? n.toFixed(1) : n.toFixed(2)}x` : '-');
+import { describeTarget, fmtInt, fmtRatio } from './report.js';
 
 export function publishedMarkdown(record: BenchRecord): string {
   const m = record.meta;

@@ -13,8 +13,9 @@ export interface TargetResult extends Target {
   status: 'pass' | 'fail' | 'n/a';
 }
 
-const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n >= 10 ? n.toFixed(1) : n.toFixed(2)}x` : '-');
+/** A rate with thousands separators ('-' when not measured; a JSON record holds null for NaN). */
+export const fmtInt = (n: number | null) => (n !== null && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+export const fmtRatio = (n: number) => (Number.isFinite(n) ? `${n >= 10 ? n.toFixed(1) : n.toFixed(2)}x` : '-');
 
 function usable(r: ContestantResult | undefined): r is ContestantResult {
   return r !== undefined && !r.error && !r.skipped && Number.isFinite(r.median);

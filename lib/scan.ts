@@ -222,8 +222,9 @@ async function* cursorPass(
   let early: { cursor: string; reply: Promise<Reply> } | undefined;
   const call = (c: string): Promise<Reply> => {
     const t = target();
-    if (!(t instanceof Connection)) return send(t, [...head, c, ...tail], returnBuffers);
-    return send(t, [...head, c, ...tail], returnBuffers, (first) => {
+    const args = [...head, c, ...tail];
+    if (!(t instanceof Connection)) return send(t, args, returnBuffers);
+    return send(t, args, returnBuffers, (first) => {
       const nextCursor = Buffer.isBuffer(first) ? first.toString('latin1') : String(first);
       if (early !== undefined || nextCursor === '0' || stop?.aborted === true) return;
       early = { cursor: nextCursor, reply: call(nextCursor) };
