@@ -1,8 +1,8 @@
 // `npm run bench [-- options]`: the benchmark suite. It runs from the repository only: it needs
-// the devDependencies it compares against (ioredis, node-redis) and test/support's servers,
+// the devDependencies it compares against (ioredis, node-redis) and harness/ servers,
 // none of which the published package ships.
 import { main } from './cli.js';
-import { stopAllServers } from '../test/support/redis.js';
+import { stopAllServers } from '../harness/redis.js';
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

@@ -1,7 +1,7 @@
 // The raw floor: RESP encoded before the clock starts, written on a plain socket, replies
 // parsed by redis-parser and checked one by one. No client library can do less work.
 import net from 'node:net';
-import { createRespParser, type RespParser } from '../test/support/resp.js';
+import { createRespParser, type RespParser } from '../harness/resp.js';
 import type { Endpoint } from './types.js';
 
 /** Encode commands of plain ASCII arguments into one buffer (fast enough for millions). */

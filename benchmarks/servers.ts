@@ -1,7 +1,7 @@
 // Where the bench sends traffic: throwaway redis-server processes started with the test
-// harness (one implementation, in test/support), or servers given by URL.
-import { rawCommands, type RawEndpoint, type RespArg } from '../test/support/resp.js';
-import { startShards, type RedisServer } from '../test/support/redis.js';
+// harness (one implementation, in harness/), or servers given by URL.
+import { rawCommands, type RawEndpoint, type RespArg } from '../harness/resp.js';
+import { startShards, type RedisServer } from '../harness/redis.js';
 import type { Endpoint } from './types.js';
 
 export interface Provisioned {

@@ -3,7 +3,7 @@
 // is split per slot and merged in argument order.
 // Against your cluster: REDIS_CLUSTER_URL=redis://host:port npm run example -- cluster
 import { EventLoop, Future } from '../lib/index.js';
-import { startCluster } from '../test/support/cluster.js';
+import { startCluster } from '../harness/cluster.js';
 
 const given = process.env.REDIS_CLUSTER_URL;
 const throwaway = given === undefined ? await startCluster({ masters: 3, replicasPerMaster: 0 }) : undefined;

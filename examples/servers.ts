@@ -1,6 +1,6 @@
 // Where the examples run: the servers in REDIS_URLS (comma-separated), or throwaway
 // redis-server processes on free loopback ports, started here and stopped afterwards.
-import { startShards } from '../test/support/redis.js';
+import { startShards } from '../harness/redis.js';
 
 export async function withServers(count: number, run: (urls: string[]) => Promise<void>): Promise<void> {
   const given = process.env.REDIS_URLS?.split(',').map((u) => u.trim()).filter(Boolean);

@@ -1,44 +1,44 @@
 // The public surface of redloop.
-export { EventLoop } from './eventloop.js';
-export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './eventloop.js';
-export { Connection } from './connection.js';
-export type { ConnectionState, ConnectionStats } from './connection.js';
-export { Future } from './future.js';
-export type { ReplySink } from './future.js';
-export type { Settled } from './batch.js';
-export type { CommandTarget } from './target.js';
-export type { ConnectionOptions, ReconnectOptions } from './options.js';
-export { parseRedisUrl, Secret } from './options.js';
+export { EventLoop } from './core/eventloop.js';
+export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './core/eventloop.js';
+export { Connection } from './connection/connection.js';
+export type { ConnectionState, ConnectionStats } from './connection/connection.js';
+export { Future } from './core/future.js';
+export type { ReplySink } from './core/future.js';
+export type { Settled } from './features/batch.js';
+export type { CommandTarget } from './connection/target.js';
+export type { ConnectionOptions, ReconnectOptions } from './base/options.js';
+export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
 export { encodeCommand } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
   ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
-} from './errors.js';
-export { Cluster } from './cluster/cluster.js';
-export type { SlotRouter, CommandBlock } from './cluster/router.js';
-export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './cluster/cluster.js';
-export type { NodeAddress } from './cluster/topology.js';
-export { ShardSet, shardSlotRanges } from './shards.js';
-export { keySlot } from './cluster/slot.js';
-export { MassInsertError } from './massinsert.js';
+} from './base/errors.js';
+export { Cluster } from './routing/cluster/cluster.js';
+export type { SlotRouter, CommandBlock } from './routing/router.js';
+export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './routing/cluster/cluster.js';
+export type { NodeAddress } from './routing/cluster/topology.js';
+export { ShardSet, shardSlotRanges } from './routing/shards.js';
+export { keySlot } from './routing/slot.js';
+export { MassInsertError } from './features/massinsert/massinsert.js';
 export type {
   MassInsertCommand, MassInsertFailure, MassInsertOptions, MassInsertProgress, MassInsertReport, MassInsertSource,
-} from './massinsert.js';
+} from './features/massinsert/massinsert.js';
 export { MalformedInputError, RespRequestFramer } from './protocol/requestframer.js';
 export type { FramedBatch } from './protocol/requestframer.js';
-export { ScanIterator } from './scan.js';
-export type { KeyScanOptions, ScanOptions } from './scan.js';
-export { Subscription } from './pubsub.js';
-export type { Channel, PubSubMessage, SubscribeOptions } from './pubsub.js';
-export type { BlockCommand, MultiOptions } from './multi.js';
-export { Script } from './scripts.js';
-export type { ScriptRunOptions } from './scripts.js';
-export { Transaction } from './pool.js';
-export type { LendOptions, TransactionOptions } from './pool.js';
+export { ScanIterator } from './features/scan/scan.js';
+export type { KeyScanOptions, ScanOptions } from './features/scan/scan.js';
+export { Subscription } from './features/pubsub/pubsub.js';
+export type { Channel, PubSubMessage, SubscribeOptions } from './features/pubsub/pubsub.js';
+export type { BlockCommand, MultiOptions } from './features/multi.js';
+export { Script } from './features/scripts.js';
+export type { ScriptRunOptions } from './features/scripts.js';
+export { Transaction } from './features/transactions/pool.js';
+export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
 // Types that the public classes' constructors and members use.
-export type { ResolvedOptions, ResolvedReconnect } from './options.js';
-export type { ConnectionOwner } from './connection.js';
-export type { UnobservedErrorSink } from './future.js';
+export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
+export type { ConnectionOwner } from './connection/connection.js';
+export type { UnobservedErrorSink } from './core/future.js';
 export type { ReplyHandler } from './protocol/decoder.js';
-export type { CheckedArgs, NotAnArg } from './args.js';
+export type { CheckedArgs, NotAnArg } from './core/args.js';

@@ -3,7 +3,7 @@
 // batch is awaited with Future.all, Promise.all, `for ... await f`, and not at all.
 import { expect } from 'chai';
 import { ConnectionClosedError, EventLoop, Future, ReplyError, type Connection } from '../lib/index.js';
-import { startRedis, type RedisServer } from './support/index.js';
+import { startRedis, type RedisServer } from '../harness/index.js';
 
 type Style = 'Future.all' | 'Promise.all' | 'await each';
 

@@ -18,7 +18,7 @@ import type { Endpoint, Workload } from '../benchmarks/types.js';
 import { checkSunion, expectEvery, setgetKey, setgetValue, VerificationError } from '../benchmarks/verify.js';
 import { WORKLOADS, findWorkloads } from '../benchmarks/workloads/index.js';
 import { setget } from '../benchmarks/workloads/setget.js';
-import { startShards, type RedisServer } from './support/redis.js';
+import { startShards, type RedisServer } from '../harness/redis.js';
 
 const silent = { start() {}, step() {}, done() {}, stop() {} };
 

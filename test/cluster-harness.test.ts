@@ -1,15 +1,15 @@
-// Self-test of the Redis Cluster harness (test/support/cluster.ts). It talks to the nodes with
+// Self-test of the Redis Cluster harness (harness/cluster.ts). It talks to the nodes with
 // the raw RESP client only, so a failure here is the harness's, never lib/'s.
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { CLUSTER_SLOTS, rawCommands, runningServers, startCluster, type ClusterNode, type RedisCluster } from './support/index.js';
+import { CLUSTER_SLOTS, rawCommands, runningServers, startCluster, type ClusterNode, type RedisCluster } from '../harness/index.js';
 
 /** Slots served by each master, summed. */
 function slotCount(node: ClusterNode): number {
   return node.slots.reduce((n, [s, e]) => n + e - s + 1, 0);
 }
 
-describe('cluster harness (test/support/cluster.ts)', function () {
+describe('cluster harness (harness/cluster.ts)', function () {
   this.timeout(120_000);
   let cluster: RedisCluster;
 

@@ -1,4 +1,4 @@
-// loop.cluster() against a real Redis Cluster (test/support/cluster.ts): discovery, routing,
+// loop.cluster() against a real Redis Cluster (harness/cluster.ts): discovery, routing,
 // splitting, redirections (MOVED, ASK, TRYAGAIN), live resharding, manual failover and a
 // killed master, replica reads, NAT maps, a password-protected cluster and CLUSTERDOWN.
 // Where a key lives is checked with the harness's raw client, never through lib/.
@@ -7,7 +7,7 @@ import {
   ClientStateError, ConnectionClosedError, EventLoop, Future, ReplyError, RoutingError, keySlot,
   type Cluster, type NodeAddress,
 } from '../lib/index.js';
-import { startCluster, type ClusterNode, type RedisCluster } from './support/index.js';
+import { startCluster, type ClusterNode, type RedisCluster } from '../harness/index.js';
 import { errorOf, outcome, within } from './reliability/helpers.js';
 
 /** INFO commandstats calls of one command on a node (0 when it never ran). */

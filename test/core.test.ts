@@ -1,7 +1,7 @@
 // The core promise: one loop, many shards, a future per command, replies strictly in order.
 import { expect } from 'chai';
 import { EventLoop, Future, ReplyError, type Connection } from '../lib/index.js';
-import { startShards, rawCommand, type RedisServer } from './support/index.js';
+import { startShards, rawCommand, type RedisServer } from '../harness/index.js';
 
 describe('core: EventLoop over two shards', function () {
   let shards: RedisServer[];

@@ -5,8 +5,8 @@ import net from 'node:net';
 import { expect } from 'chai';
 import { EventLoop, ReplyError, type Connection } from '../lib/index.js';
 import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
-import { ProtocolError } from '../lib/errors.js';
-import { encodeCommand, startRedis, type RedisServer } from './support/index.js';
+import { ProtocolError } from '../lib/base/errors.js';
+import { encodeCommand, startRedis, type RedisServer } from '../harness/index.js';
 
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;

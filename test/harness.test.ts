@@ -1,10 +1,10 @@
-// Self-test of the server harness in test/support: if this fails, every other suite's
+// Self-test of the server harness in harness/: if this fails, every other suite's
 // failures are suspect.
 import net from 'node:net';
 import tls from 'node:tls';
 import { expect } from 'chai';
-import { runningServers, startRedis, startShards, type RedisServer } from './support/redis.js';
-import { RawReplyError, rawCommands } from './support/resp.js';
+import { runningServers, startRedis, startShards, type RedisServer } from '../harness/redis.js';
+import { RawReplyError, rawCommands } from '../harness/resp.js';
 
 function portIsClosed(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -14,7 +14,7 @@ function portIsClosed(port: number): Promise<boolean> {
   });
 }
 
-describe('test harness (test/support)', function () {
+describe('test harness (harness/)', function () {
   this.timeout(30_000);
 
   it('starts a server, answers PING through the raw client and redis-cli, and stops it', async () => {

@@ -11,9 +11,9 @@ import { expect } from 'chai';
 import {
   EventLoop, keySlot, type Cluster, type MassInsertCommand, type ShardSet,
 } from '../lib/index.js';
-import { startCluster, type RedisCluster } from './support/cluster.js';
-import { startShards, type RedisServer } from './support/redis.js';
-import { encodeCommand as rawEncode } from './support/resp.js';
+import { startCluster, type RedisCluster } from '../harness/cluster.js';
+import { startShards, type RedisServer } from '../harness/redis.js';
+import { encodeCommand as rawEncode } from '../harness/resp.js';
 
 const CLI = fileURLToPath(new URL('../bin/redloop.js', import.meta.url));
 

@@ -9,8 +9,8 @@ import {
   ClientStateError, EventLoop, MalformedInputError, MassInsertError, RespRequestFramer, TimeoutError,
   type CommandTarget, type Connection, type MassInsertCommand,
 } from '../lib/index.js';
-import { startRedis, type RedisServer } from './support/redis.js';
-import { encodeCommand as rawEncode } from './support/resp.js';
+import { startRedis, type RedisServer } from '../harness/redis.js';
+import { encodeCommand as rawEncode } from '../harness/resp.js';
 
 /** What CLIENT INFO says about the connection that sends it, as key/value pairs. */
 async function clientInfo(loop: EventLoop, conn: Connection): Promise<Record<string, string>> {

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import {
   EventLoop, ExecAbortError, Future, ReplyError, RoutingError, type Connection, type ShardSet,
 } from '../lib/index.js';
-import { startRedis, startShards, type RedisServer } from './support/index.js';
+import { startRedis, startShards, type RedisServer } from '../harness/index.js';
 import { errorOf, outcome } from './reliability/helpers.js';
 
 describe('multi, batch and scripts on one server', function () {

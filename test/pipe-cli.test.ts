@@ -9,8 +9,8 @@ import { expect } from 'chai';
 import { EventLoop } from '../lib/index.js';
 import { splitArgs } from '../lib/cli/textformat.js';
 import { MalformedInputError } from '../lib/protocol/requestframer.js';
-import { REDIS_CLI_MISSING, startRedis, type RedisServer } from './support/redis.js';
-import { encodeCommand as rawEncode } from './support/resp.js';
+import { REDIS_CLI_MISSING, startRedis, type RedisServer } from '../harness/redis.js';
+import { encodeCommand as rawEncode } from '../harness/resp.js';
 
 const CLI = fileURLToPath(new URL('../bin/redloop.js', import.meta.url));
 

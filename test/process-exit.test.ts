@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { expect } from 'chai';
-import { findFreePort, startRedis, type RedisServer } from './support/redis.js';
+import { findFreePort, startRedis, type RedisServer } from '../harness/redis.js';
 
 const LIB = pathToFileURL(fileURLToPath(new URL('../lib/index.js', import.meta.url))).href;
 

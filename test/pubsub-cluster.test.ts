@@ -2,7 +2,7 @@
 // channels on the owner of their slot, following a slot migration and a failover by themselves.
 import { expect } from 'chai';
 import { EventLoop, keySlot, type Cluster, type Subscription } from '../lib/index.js';
-import { startCluster, type RedisCluster } from './support/index.js';
+import { startCluster, type RedisCluster } from '../harness/index.js';
 import { within } from './reliability/helpers.js';
 
 function nextMessage(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {

@@ -2,7 +2,7 @@
 // killed and restarted under a subscription, backpressure, and ordinary commands alongside.
 import { expect } from 'chai';
 import { EventLoop, Future, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
-import { startRedis, type RedisServer } from './support/index.js';
+import { startRedis, type RedisServer } from '../harness/index.js';
 import { within } from './reliability/helpers.js';
 
 function onceEvent(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {

@@ -3,7 +3,7 @@
 // "exports", exactly as an application's require() would.
 const { expect } = require('chai');
 const redloop = require('redloop');
-const { startRedis } = require('../dist/test/support/redis.js');
+const { startRedis } = require('../dist/harness/redis.js');
 
 describe('require() from CommonJS', () => {
   it('require("redloop") gives the same API as import, and it talks to a real server', async () => {

@@ -4,7 +4,7 @@
 // SCAN in flight.
 import { expect } from 'chai';
 import { EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
-import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from './support/index.js';
+import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
 import { within } from './reliability/helpers.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

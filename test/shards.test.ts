@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import {
   ConnectionClosedError, EventLoop, Future, RoutingError, shardSlotRanges, keySlot, type ShardSet,
 } from '../lib/index.js';
-import { startRedis, startShards, type RedisServer } from './support/index.js';
+import { startRedis, startShards, type RedisServer } from '../harness/index.js';
 import { outcome, within } from './reliability/helpers.js';
 
 describe('shard sets', function () {

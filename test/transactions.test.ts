@@ -3,8 +3,8 @@
 // pool that never grows past its limit.
 import { expect } from 'chai';
 import { EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
-import { lendingPool } from '../lib/pool.js';
-import { startRedis, type RedisServer } from './support/index.js';
+import { lendingPool } from '../lib/features/transactions/pool.js';
+import { startRedis, type RedisServer } from '../harness/index.js';
 import { errorOf, outcome, within } from './reliability/helpers.js';
 
 /** The CLIENT LIST line of the connection whose CLIENT ID is `id`, as a map. */

@@ -1,7 +1,7 @@
 // Atomic blocks, batches and scripts on a real Redis Cluster (one cluster for the suite).
 import { expect } from 'chai';
 import { EventLoop, ReplyError, RoutingError, type Cluster } from '../lib/index.js';
-import { startCluster, type RedisCluster } from './support/index.js';
+import { startCluster, type RedisCluster } from '../harness/index.js';
 import { errorOf, outcome } from './reliability/helpers.js';
 
 describe('multi, batch and scripts on a cluster', function () {

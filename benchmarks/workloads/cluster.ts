@@ -1,11 +1,11 @@
 // SET then GET of small keys over a Redis Cluster of 3 masters the workload starts itself
-// (test/support/cluster.ts, as servers.ts reuses test/support/redis.ts), in windows of 1000
+// (harness/cluster.ts, as servers.ts reuses harness/redis.ts), in windows of 1000
 // awaited futures. Keys spread over every master, so each window is three pipelines in
 // parallel for a client that routes per node in one tick. Values carry the run's nonce.
 import { Cluster as IoredisCluster } from 'ioredis';
 import { createCluster } from 'redis';
 import { EventLoop, Future } from '../../lib/index.js';
-import { startCluster } from '../../test/support/cluster.js';
+import { startCluster } from '../../harness/cluster.js';
 import { contestant, inWindows } from '../contestants.js';
 import type { Endpoint, RunContext, Workload } from '../types.js';
 import { expectEvery, fail, setgetKey, setgetValue } from '../verify.js';

@@ -5,7 +5,7 @@
 // Every contestant counts the distinct keys it was given and fails unless all of them came back.
 import { Cluster as IoredisCluster } from 'ioredis';
 import { EventLoop, type Cluster } from '../../lib/index.js';
-import { startCluster } from '../../test/support/cluster.js';
+import { startCluster } from '../../harness/cluster.js';
 import type { Contestant, Endpoint, RunContext, Session, Workload } from '../types.js';
 import { VerificationError } from '../verify.js';
 

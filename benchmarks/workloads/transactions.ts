@@ -9,7 +9,7 @@ import { Cluster as IoredisCluster } from 'ioredis';
 import { EventLoop, keySlot } from '../../lib/index.js';
 import { openIoredis, openRedloop } from '../clients.js';
 import { inWindows } from '../contestants.js';
-import { startCluster, type RedisCluster } from '../../test/support/cluster.js';
+import { startCluster, type RedisCluster } from '../../harness/cluster.js';
 import type { Contestant, RunContext, Workload } from '../types.js';
 import { fail } from '../verify.js';
 

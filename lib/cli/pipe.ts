@@ -6,12 +6,12 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { EventLoop } from '../eventloop.js';
-import { MassInsertError, type MassInsertProgress, type MassInsertReport, type MassInsertSource } from '../massinsert.js';
-import { MAX_TIMER_MS, parseRedisUrl } from '../options.js';
+import { EventLoop } from '../core/eventloop.js';
+import { MassInsertError, type MassInsertProgress, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
+import { MAX_TIMER_MS, parseRedisUrl } from '../base/options.js';
 import { MalformedInputError } from '../protocol/requestframer.js';
 import { TextCommandReader } from './textformat.js';
-import type { CommandTarget } from '../target.js';
+import type { CommandTarget } from '../connection/target.js';
 
 export const PIPE_USAGE = `usage: redloop pipe [options] [file]
 

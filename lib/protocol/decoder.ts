@@ -10,7 +10,7 @@
  * (not a redloop ReplyError) inside arrays.
  */
 import RedisParser from 'redis-parser';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../base/errors.js';
 
 export interface ReplyHandler {
   /** A complete reply (string, number or bigint, null, Buffer, Error, or nested array of those). */

@@ -8,7 +8,7 @@
  * the first bad byte, before any of it reaches the server: a server that meets bad RESP
  * answers with an error and closes the connection, and the reply count would be lost.
  */
-import { RedloopError } from '../errors.js';
+import { RedloopError } from '../base/errors.js';
 
 /** The input is not what it claims to be; `offset` (bytes) or `line` says where. */
 export class MalformedInputError extends RedloopError {

@@ -3,7 +3,7 @@
 // many commands go through.
 import { expect } from 'chai';
 import { ClientStateError, EventLoop, type Future } from '../../lib/index.js';
-import { rawCommand, startRedis, type RedisServer } from '../support/index.js';
+import { rawCommand, startRedis, type RedisServer } from '../../harness/index.js';
 import { nextEvent, nextMacrotask, outcome, within } from './helpers.js';
 
 const MB = 1024 * 1024;

@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import {
   ClientStateError, ConfigError, EventLoop, parseRedisUrl, type Connection, type Future,
 } from '../../lib/index.js';
-import { resolveOptions } from '../../lib/options.js';
-import { startRedis, type RedisServer } from '../support/index.js';
+import { resolveOptions } from '../../lib/base/options.js';
+import { startRedis, type RedisServer } from '../../harness/index.js';
 import { nextMacrotask, outcome, errorOf } from './helpers.js';
 
 describe('reliability: bad input', function () {

@@ -3,7 +3,7 @@
 // cure is a connection of their own, which loop.connect() gives in one line.
 import { expect } from 'chai';
 import { EventLoop, TimeoutError, type Connection, type Future } from '../../lib/index.js';
-import { startRedis, type RedisServer } from '../support/index.js';
+import { startRedis, type RedisServer } from '../../harness/index.js';
 import { nextMacrotask, outcome, within } from './helpers.js';
 
 describe('reliability: blocking commands', function () {

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { EventLoop, type Arg, type Connection, type Future } from '../../lib/index.js';
-import { startRedis, type RedisServer } from '../support/index.js';
+import { startRedis, type RedisServer } from '../../harness/index.js';
 
 /** The bytes Redis should hold for an argument. */
 function bytesOf(arg: Arg): Buffer {

@@ -4,7 +4,7 @@
 // a clean parser.
 import { expect } from 'chai';
 import { ConnectionClosedError, EventLoop, ProtocolError, type Future } from '../../lib/index.js';
-import { resp, startFakeServer, type FakeHandler, type FakeServer } from '../support/fake-server.js';
+import { resp, startFakeServer, type FakeHandler, type FakeServer } from '../../harness/fake-server.js';
 import { nextEvent, outcome, within, errorOf } from './helpers.js';
 
 describe('reliability: protocol errors (fake server)', function () {

@@ -7,9 +7,9 @@ import { expect } from 'chai';
 import {
   AuthError, ClientStateError, ConnectionClosedError, EventLoop, type Future, type ReconnectingInfo,
 } from '../../lib/index.js';
-import { backoffDelay, DEFAULT_RECONNECT } from '../../lib/options.js';
-import { rawCommand, rawCommands, startRedis, startShards, type RedisServer } from '../support/index.js';
-import { startFakeServer } from '../support/fake-server.js';
+import { backoffDelay, DEFAULT_RECONNECT } from '../../lib/base/options.js';
+import { rawCommand, rawCommands, startRedis, startShards, type RedisServer } from '../../harness/index.js';
+import { startFakeServer } from '../../harness/fake-server.js';
 import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from './helpers.js';
 
 const FAST_RECONNECT = { initialDelay: 10, maxDelay: 100, jitter: 0.5 };

@@ -4,7 +4,7 @@
 // written, so the commands around them keep their own replies.
 import { expect } from 'chai';
 import { EventLoop, type Connection } from '../../lib/index.js';
-import { startRedis, type RedisServer } from '../support/index.js';
+import { startRedis, type RedisServer } from '../../harness/index.js';
 import { outcome, within, errorOf } from './helpers.js';
 
 describe('reliability: commands that break one reply per command', function () {

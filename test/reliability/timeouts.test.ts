@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import {
   ConfigError, ConnectionClosedError, EventLoop, ReplyError, TimeoutError, type Future,
 } from '../../lib/index.js';
-import { rawCommand, startRedis, type RedisServer } from '../support/index.js';
-import { startFakeServer } from '../support/fake-server.js';
+import { rawCommand, startRedis, type RedisServer } from '../../harness/index.js';
+import { startFakeServer } from '../../harness/fake-server.js';
 import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from './helpers.js';
 
 /** xorshift32: a seeded generator, so a failure can be replayed. */

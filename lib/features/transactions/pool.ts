@@ -9,15 +9,15 @@
  * sent; a connection that does not answer them in time, or is not ready, is destroyed instead of
  * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order.
  */
-import type { Connection } from './connection.js';
-import { Future, type UnobservedErrorSink } from './future.js';
-import type { ConnectionOptions } from './options.js';
-import type { Arg } from './protocol/encoder.js';
-import type { CommandTarget } from './target.js';
-import { ClientStateError, ReplyError, RoutingError, TransactionRetryError } from './errors.js';
-import { ask } from './cluster/ask.js';
-import { SlotRouter } from './cluster/router.js';
-import { multi, type BlockCommand } from './multi.js';
+import type { Connection } from '../../connection/connection.js';
+import { Future, type UnobservedErrorSink } from '../../core/future.js';
+import type { ConnectionOptions } from '../../base/options.js';
+import type { Arg } from '../../protocol/encoder.js';
+import type { CommandTarget } from '../../connection/target.js';
+import { ClientStateError, ReplyError, RoutingError, TransactionRetryError } from '../../base/errors.js';
+import { ask } from '../../routing/ask.js';
+import { SlotRouter } from '../../routing/router.js';
+import { multi, type BlockCommand } from '../multi.js';
 
 /** What lending needs from the loop (the EventLoop, without importing it). */
 export interface Lender extends UnobservedErrorSink {

@@ -2,9 +2,9 @@
  * Commands a routing layer sends for itself (COMMAND, CLUSTER SHARDS, ASKING): straight to a
  * connection's FIFO, with a sink that settles a Promise, and never reported as unobserved.
  */
-import type { ReplySink } from '../future.js';
+import type { ReplySink } from '../base/reply-sink.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
-import { CallbackSink } from '../callback-sink.js';
+import { CallbackSink } from '../connection/callback-sink.js';
 
 /** Anything with a connection's submit (a Connection, without importing it). */
 export interface Submitter {

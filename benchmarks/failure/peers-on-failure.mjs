@@ -4,8 +4,8 @@
 // run `npx tsc -p . && node docs/peers-on-failure.mjs`.
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
-import { rawCommand, startRedis } from '../dist/test/support/index.js';
-import { resp, startFakeServer } from '../dist/test/support/fake-server.js';
+import { rawCommand, startRedis } from '../../dist/harness/index.js';
+import { resp, startFakeServer } from '../../dist/harness/fake-server.js';
 
 const require = createRequire(import.meta.url);
 const IORedis = require('ioredis').default ?? require('ioredis');

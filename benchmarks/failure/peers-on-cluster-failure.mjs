@@ -1,6 +1,6 @@
 // What callers of redloop's loop.cluster(), ioredis Cluster (enableAutoPipelining) and
 // node-redis createCluster (the versions in devDependencies) see while a real Redis Cluster
-// (3 masters, 1 replica each, test/support/cluster.ts) is resharded live, fails over by hand
+// (3 masters, 1 replica each, harness/cluster.ts) is resharded live, fails over by hand
 // (CLUSTER FAILOVER) and loses a master to SIGKILL, with writers running INCR on 3000 counters
 // in windows of 500. Counted: commands rejected to the caller (by the first word of the error),
 // whether each rejection says if the command was written, commands still pending after 15 s,
@@ -8,8 +8,8 @@
 // them (a lost one; after a SIGKILL also Redis' asynchronous replication).
 // Not part of the test suite: run `npx tsc -p . && node docs/peers-on-cluster-failure.mjs`.
 import { createRequire } from 'node:module';
-import { EventLoop } from '../dist/lib/index.js';
-import { startCluster } from '../dist/test/support/cluster.js';
+import { EventLoop } from '../../dist/lib/index.js';
+import { startCluster } from '../../dist/harness/cluster.js';
 
 const require = createRequire(import.meta.url);
 const { Cluster: IoCluster } = require('ioredis');

@@ -4,9 +4,9 @@
  * with no threads: redis-py-cluster's pipeline) and the outcomes come back in order, one per
  * command. A failed command is an outcome, never a rejection of the batch.
  */
-import type { CommandTarget } from './target.js';
-import { Future, type GroupWaiter } from './future.js';
-import type { Arg } from './protocol/encoder.js';
+import type { CommandTarget } from '../connection/target.js';
+import { Future, type GroupWaiter } from '../core/future.js';
+import type { Arg } from '../protocol/encoder.js';
 
 /** One outcome of loop.batch(): the reply, or the error that command got. */
 export type Settled<T = unknown> = { ok: true; value: T } | { ok: false; error: Error };

@@ -5,11 +5,11 @@
  * the slot map) is known wait here and go out in the order they were sent.
  */
 import Denque from 'denque';
-import type { Connection } from '../connection.js';
-import type { ReplySink } from '../future.js';
+import type { Connection } from '../connection/connection.js';
+import type { ReplySink } from '../base/reply-sink.js';
 import type { Encoded } from '../protocol/encoder.js';
-import type { CommandTarget } from '../target.js';
-import { RoutingError } from '../errors.js';
+import type { CommandTarget } from '../connection/target.js';
+import { RoutingError } from '../base/errors.js';
 import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
 import { keySlot } from './slot.js';
 import { splitBySlot, splitKind } from './split.js';

@@ -4,7 +4,7 @@
  * sink (MGET in argument order, MSET 'OK', the others summed). No other command is split:
  * the server could not run it atomically either.
  */
-import type { ReplySink } from '../future.js';
+import type { ReplySink } from '../base/reply-sink.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 
 type SplitKind = 'mget' | 'mset' | 'count';

@@ -13,11 +13,11 @@
  * returned at least once; a key may be returned more than once (during a rehash, after a
  * reconnect, and when a node's pass restarts on its replacement after a failover).
  */
-import type { ReplySink } from './future.js';
-import type { CommandTarget } from './target.js';
-import { Connection } from './connection.js';
-import { encodeCommand, type Encoded } from './protocol/encoder.js';
-import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from './errors.js';
+import type { ReplySink } from '../../base/reply-sink.js';
+import type { CommandTarget } from '../../connection/target.js';
+import { Connection } from '../../connection/connection.js';
+import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
+import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from '../../base/errors.js';
 
 export interface ScanOptions {
   /** Glob-style pattern (SCAN ... MATCH). */

@@ -15,12 +15,12 @@
  * failure, and the cluster sends the block again, whole, where it says. A block whose EXEC
  * answered is never sent again.
  */
-import { Future, type ReplySink, type UnobservedErrorSink } from './future.js';
-import { checkCommandName, encodeCommand, type Arg, type Encoded } from './protocol/encoder.js';
-import { ExecAbortError, ReplyError } from './errors.js';
-import { SlotRouter, type CommandBlock } from './cluster/router.js';
-import { Cluster } from './cluster/cluster.js';
-import type { CommandTarget } from './target.js';
+import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
+import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
+import { ExecAbortError, ReplyError } from '../base/errors.js';
+import { SlotRouter, type CommandBlock } from '../routing/router.js';
+import { Cluster } from '../routing/cluster/cluster.js';
+import type { CommandTarget } from '../connection/target.js';
 
 /** One command of a block, as for loop.send(): ['INCR', 'counter']. */
 export type BlockCommand = readonly [string, ...Arg[]];

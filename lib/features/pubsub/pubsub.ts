@@ -13,11 +13,11 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import Denque from 'denque';
-import type { Connection, PushHandler } from './connection.js';
-import type { CommandTarget } from './target.js';
-import type { Encoded } from './protocol/encoder.js';
-import type { ConnectionOptions } from './options.js';
-import { ClientStateError, ReplyError, RoutingError } from './errors.js';
+import type { Connection, PushHandler } from '../../connection/connection.js';
+import type { CommandTarget } from '../../connection/target.js';
+import type { Encoded } from '../../protocol/encoder.js';
+import type { ConnectionOptions } from '../../base/options.js';
+import { ClientStateError, ReplyError, RoutingError } from '../../base/errors.js';
 
 export type Channel = string | Buffer;
 

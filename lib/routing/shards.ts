@@ -7,14 +7,14 @@
  */
 import { inspect } from 'node:util';
 import pDefer, { type DeferredPromise } from 'p-defer';
-import type { Connection } from './connection.js';
-import type { ReplySink } from './future.js';
-import type { Encoded } from './protocol/encoder.js';
-import { RoutingError, TimeoutError, withoutWrittenNote } from './errors.js';
-import { SlotRouter, type CommandBlock } from './cluster/router.js';
-import { CommandTable } from './cluster/commands.js';
-import { SLOT_COUNT, keySlot } from './cluster/slot.js';
-import { ask } from './cluster/ask.js';
+import type { Connection } from '../connection/connection.js';
+import type { ReplySink } from '../base/reply-sink.js';
+import type { Encoded } from '../protocol/encoder.js';
+import { RoutingError, TimeoutError, withoutWrittenNote } from '../base/errors.js';
+import { SlotRouter, type CommandBlock } from './router.js';
+import { CommandTable } from './commands.js';
+import { SLOT_COUNT, keySlot } from './slot.js';
+import { ask } from './ask.js';
 
 /** The slot ranges [first, last] of each of `n` shards, in order. */
 export function shardSlotRanges(n: number): Array<[number, number]> {

@@ -23,19 +23,19 @@
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { Connection } from './connection.js';
-import type { EventLoop } from './eventloop.js';
-import type { ReplySink } from './future.js';
-import type { CommandTarget } from './target.js';
-import { encodeCommand, encodedLength, type Arg, type Encoded } from './protocol/encoder.js';
-import { RespRequestFramer } from './protocol/requestframer.js';
-import { forEachRequest } from './protocol/requestargs.js';
-import { SlotRouter } from './cluster/router.js';
-import { Cluster } from './cluster/cluster.js';
-import { MAX_TIMER_MS } from './options.js';
+import { Connection } from '../../connection/connection.js';
+import type { EventLoop } from '../../core/eventloop.js';
+import type { ReplySink } from '../../base/reply-sink.js';
+import type { CommandTarget } from '../../connection/target.js';
+import { encodeCommand, encodedLength, type Arg, type Encoded } from '../../protocol/encoder.js';
+import { RespRequestFramer } from '../../protocol/requestframer.js';
+import { forEachRequest } from '../../protocol/requestargs.js';
+import { SlotRouter } from '../../routing/router.js';
+import { Cluster } from '../../routing/cluster/cluster.js';
+import { MAX_TIMER_MS } from '../../base/options.js';
 import Denque from 'denque';
-import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from './errors.js';
-import { keySlot } from './cluster/slot.js';
+import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import { keySlot } from '../../routing/slot.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
 export type MassInsertCommand = readonly Arg[];

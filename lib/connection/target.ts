@@ -3,8 +3,8 @@
  * routing layer (a cluster, a shard set) that picks a Connection from the command's keys.
  * Routing layers may wrap the sink to see a reply (MOVED, ASK) before the user's future does.
  */
-import type { Encoded } from './protocol/encoder.js';
-import type { ReplySink } from './future.js';
+import type { Encoded } from '../protocol/encoder.js';
+import type { ReplySink } from '../base/reply-sink.js';
 
 export interface CommandTarget {
   /** The EventLoop that owns this target; sendCommand refuses targets of another loop. */

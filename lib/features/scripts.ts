@@ -12,10 +12,10 @@
  * so a slot that moved in between is followed.
  */
 import { createHash } from 'node:crypto';
-import { Future, type ReplySink, type UnobservedErrorSink } from './future.js';
-import { encodeCommand, type Arg, type Encoded } from './protocol/encoder.js';
-import { ReplyError } from './errors.js';
-import type { CommandTarget } from './target.js';
+import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
+import { encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
+import { ReplyError } from '../base/errors.js';
+import type { CommandTarget } from '../connection/target.js';
 
 export interface ScriptRunOptions {
   /** Decode the reply's strings as Buffers (default: the target's setting). */

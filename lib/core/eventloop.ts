@@ -4,23 +4,23 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
-import { Connection } from './connection.js';
+import { Connection } from '../connection/connection.js';
 import { Future } from './future.js';
-import type { CommandTarget } from './target.js';
-import { checkCommandName, encodeCommand, type Arg } from './protocol/encoder.js';
+import type { CommandTarget } from '../connection/target.js';
+import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
-import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from './options.js';
-import { ClientStateError, ConfigError, TimeoutError } from './errors.js';
-import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from './massinsert.js';
-import { Cluster, type ClusterOptions } from './cluster/cluster.js';
-import { ShardSet } from './shards.js';
-import { subscribe, type Channel, type Subscription, type SubscribeOptions } from './pubsub.js';
-import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from './scan.js';
-import { multi, type BlockCommand, type MultiOptions } from './multi.js';
-import { batch } from './batch.js';
-import { script as makeScript, type Script } from './scripts.js';
-import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from './pool.js';
-import type { Settled } from './batch.js';
+import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from '../base/options.js';
+import { ClientStateError, ConfigError, TimeoutError } from '../base/errors.js';
+import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
+import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
+import { ShardSet } from '../routing/shards.js';
+import { subscribe, type Channel, type Subscription, type SubscribeOptions } from '../features/pubsub/pubsub.js';
+import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from '../features/scan/scan.js';
+import { multi, type BlockCommand, type MultiOptions } from '../features/multi.js';
+import { batch } from '../features/batch.js';
+import { script as makeScript, type Script } from '../features/scripts.js';
+import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from '../features/transactions/pool.js';
+import type { Settled } from '../features/batch.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {

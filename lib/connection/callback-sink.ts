@@ -2,7 +2,7 @@
  * A reply sink for the library's own commands (the handshake, QUIT, the routing layer's COMMAND
  * and CLUSTER SHARDS): it calls back once and is never reported as an unobserved failure.
  */
-import type { ReplySink } from './future.js';
+import type { ReplySink } from '../base/reply-sink.js';
 
 export class CallbackSink implements ReplySink {
   settled = false;

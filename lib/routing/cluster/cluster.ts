@@ -10,15 +10,15 @@
  */
 import { inspect } from 'node:util';
 import pDefer, { type DeferredPromise } from 'p-defer';
-import type { Connection } from '../connection.js';
-import type { ReplySink } from '../future.js';
-import { encodeCommand, type Encoded } from '../protocol/encoder.js';
-import { parseRedisUrl, type ConnectionOptions } from '../options.js';
-import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, withoutWrittenNote } from '../errors.js';
-import { SlotRouter, type CommandBlock } from './router.js';
-import { CommandFlag, CommandTable } from './commands.js';
-import { SLOT_COUNT, keySlot } from './slot.js';
-import { ask, IGNORED_REPLY } from './ask.js';
+import type { Connection } from '../../connection/connection.js';
+import type { ReplySink } from '../../base/reply-sink.js';
+import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
+import { parseRedisUrl, type ConnectionOptions } from '../../base/options.js';
+import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, withoutWrittenNote } from '../../base/errors.js';
+import { SlotRouter, type CommandBlock } from '../router.js';
+import { CommandFlag, CommandTable } from '../commands.js';
+import { SLOT_COUNT, keySlot } from '../slot.js';
+import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseClusterShards, parseClusterSlots, parseRedirect, type NodeAddress, type TopologyShard } from './topology.js';
 
 export type ReadFrom = 'master' | 'replica' | 'prefer-replica';

@@ -11,16 +11,16 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import Denque from 'denque';
-import { encodeCommand, type Encoded } from './protocol/encoder.js';
-import { ReplyDecoder, type ReplyHandler } from './protocol/decoder.js';
-import type { ReplySink } from './future.js';
+import { encodeCommand, type Encoded } from '../protocol/encoder.js';
+import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
+import type { ReplySink } from '../base/reply-sink.js';
 import { CallbackSink } from './callback-sink.js';
 import {
   AuthError, ClientStateError, ConnectionClosedError, ProtocolError, ReplyError, TimeoutError,
-} from './errors.js';
-import { backoffDelay, type ResolvedOptions } from './options.js';
+} from '../base/errors.js';
+import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
-import { warnUnheardError } from './warnings.js';
+import { warnUnheardError } from '../base/warnings.js';
 
 /** What a connection needs from the loop that owns it. */
 export interface ConnectionOwner {

@@ -4,7 +4,7 @@
  * fails to compile with "an array is not one argument: spread it", instead of a message about
  * the properties of Uint8Array. Types only: nothing here exists at run time.
  */
-import type { Arg } from './protocol/encoder.js';
+import type { Arg } from '../protocol/encoder.js';
 
 /** What a wrong argument is compared with in a compile error: the message says what to do. */
 export type NotAnArg<V> = V extends readonly unknown[]

@@ -1,0 +1,29 @@
+/**
+ * What a connection's pending-reply FIFO holds. Futures are sinks; routing layers and mass
+ * insertion supply their own (to see a MOVED before the user does, or to count replies
+ * without allocating anything per command).
+ */
+export interface ReplySink {
+  /** The command's name, for error messages. */
+  readonly command: string;
+  /** Whether this reply's strings should be decoded as Buffers. */
+  readonly returnBuffers: boolean;
+  /**
+   * Whether this reply's integers should be decoded as bigints (exact beyond 2^53); when absent
+   * the connection's `bigInt` option decides.
+   */
+  readonly bigInt?: boolean | undefined;
+  /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
+  deadline: number;
+  /** True once the sink has an outcome; a later reply for it is read and dropped. */
+  readonly settled: boolean;
+  resolveReply(reply: unknown): void;
+  /** `err` is a ReplyError for a server error, or a client-side failure. */
+  rejectReply(err: Error): void;
+  /**
+   * When the reply is an array whose first element (a string) is already in the socket's buffer
+   * while the rest may not be decoded yet, that element, once, before resolveReply; not called
+   * otherwise. Lets a sink send its next command early (SCAN's cursor). Futures have none.
+   */
+  onReplyHead?(first: unknown): void;
+}
