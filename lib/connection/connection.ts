@@ -22,13 +22,14 @@ import { warnUnheardError } from '../base/warnings.js';
 import { ReplyQueue, type PushHandler } from './reply-queue.js';
 import { WriteBuffer } from './write-buffer.js';
 import { handshakeFailure, handshakeSteps } from './handshake.js';
+import { kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
 
 export type { PushHandler } from './reply-queue.js';
 
 /** What a connection needs from the loop that owns it. */
 export interface ConnectionOwner {
   /** Flush this connection at the end of the current tick (with every other dirty one). */
-  scheduleFlush(conn: Connection): void;
+  [kScheduleFlush](conn: Connection): void;
   emit(event: string, ...args: unknown[]): boolean;
 }
 
@@ -195,7 +196,7 @@ export class Connection implements CommandTarget {
    * in order with everything else, with no FIFO entry. Only on a ready connection that no
    * one else sends on: a reply the server does send would be handed to the wrong command.
    */
-  submitUnanswered(encoded: Encoded): void {
+  [kSubmitUnanswered](encoded: Encoded): void {
     if (this._state !== 'ready' || this.closing) {
       throw new ClientStateError(`connection to ${this.address} is not ready (${this._state}); unanswered commands need a ready connection`);
     }
@@ -203,7 +204,7 @@ export class Connection implements CommandTarget {
     if (!this.holding) this.hold();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.owner.scheduleFlush(this);
+      this.owner[kScheduleFlush](this);
     }
   }
 
@@ -214,7 +215,7 @@ export class Connection implements CommandTarget {
     if (!this.holding) this.hold();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.owner.scheduleFlush(this);
+      this.owner[kScheduleFlush](this);
     }
   }
 
@@ -254,7 +255,7 @@ export class Connection implements CommandTarget {
   }
 
   /** Writes what this tick queued and no slice took yet, in one syscall. Called by the loop's tick flush. */
-  flush(): void {
+  [kFlush](): void {
     this.flushScheduled = false;
     this.writes.endTick();
     this.writeQueued();
@@ -272,7 +273,7 @@ export class Connection implements CommandTarget {
    * only once a reply began to arrive (the next SCAN, from its cursor), while the rest of that
    * reply is still being decoded.
    */
-  writeNow(): void {
+  [kWriteNow](): void {
     if (this._state === 'ready' && !this.closing) this.writeQueued();
   }
 
@@ -285,12 +286,12 @@ export class Connection implements CommandTarget {
   // ---------------------------------------------------------------- push mode (pub/sub)
 
   /**
-   * @internal Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
+   * Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
    * command waits for one goes to `handler` instead of being a protocol error. Commands are
-   * then written with submitUnanswered(); the FIFO still serves the handshake and QUIT, so a
+   * then written with [kSubmitUnanswered]; the FIFO still serves the handshake and QUIT, so a
    * connection nobody else sends on keeps its one-reply-per-command invariant for those.
    */
-  setPushHandler(handler: PushHandler): void {
+  [kSetPushHandler](handler: PushHandler): void {
     this.replies.setPushHandler(handler);
   }
 
@@ -299,7 +300,7 @@ export class Connection implements CommandTarget {
    * consumer that falls behind (the server buffers, up to its client-output-buffer-limit).
    * A new socket after a reconnect starts reading.
    */
-  setReading(on: boolean): void {
+  [kSetReading](on: boolean): void {
     if (on) this.socket?.resume();
     else this.socket?.pause();
   }
@@ -348,7 +349,7 @@ export class Connection implements CommandTarget {
    * Called when a command sent with its own timeout (loop.send(..., { timeout })) timed out:
    * with resetOnTimeout a written one resets the connection, as commandTimeout does.
    */
-  commandTimedOut(sink: ReplySink): void {
+  [kCommandTimedOut](sink: ReplySink): void {
     if (this.options.resetOnTimeout && this.socket !== undefined) {
       if (this.replies.includes(sink)) {
         this.drop(new TimeoutError(`reset after ${sink.command} timed out (resetOnTimeout)`));

@@ -6,6 +6,7 @@ import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
 import { Connection } from '../connection/connection.js';
 import { Future } from './future.js';
+import { kCommandTimedOut, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
@@ -199,7 +200,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (timeout > MAX_TIMER_MS) return new TypeError(`timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
-      target.commandTimedOut?.(future); // resetOnTimeout applies to per-command timeouts too
+      target[kCommandTimedOut]?.(future); // resetOnTimeout applies to per-command timeouts too
     }, timeout);
     return undefined;
   }
@@ -305,7 +306,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */
-  scheduleFlush(conn: Connection): void {
+  [kScheduleFlush](conn: Connection): void {
     this.dirty.push(conn);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -317,7 +318,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     this.flushQueued = false;
     const dirty = this.dirty;
     this.dirty = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
+    for (let i = 0; i < dirty.length; i++) dirty[i]![kFlush]();
   };
 
   /**
