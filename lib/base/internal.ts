@@ -17,5 +17,7 @@ export const kSetReading: unique symbol = Symbol('redloop.setReading');
 export const kWriteNow: unique symbol = Symbol('redloop.writeNow');
 /** CommandTarget: a command sent with its own timeout timed out (resetOnTimeout applies). */
 export const kCommandTimedOut: unique symbol = Symbol('redloop.commandTimedOut');
+/** EventLoop: opens a connection for a layer, with a ConnectionObserver told of that connection's lifecycle only. */
+export const kConnect: unique symbol = Symbol('redloop.connect');
 /** ConnectionOwner: flush this connection at the end of the tick (with every other dirty one). */
 export const kScheduleFlush: unique symbol = Symbol('redloop.scheduleFlush');

@@ -26,11 +26,43 @@ import { kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading,
 
 export type { PushHandler } from './reply-queue.js';
 
-/** What a connection needs from the loop that owns it. */
+export interface ReconnectingInfo {
+  attempt: number;
+  delay: number;
+  error: Error;
+}
+
+/** What a connection tells the loop that owns it (the loop's events of the same names). */
+export interface ConnectionEvents {
+  connect: (conn: Connection) => void;
+  ready: (conn: Connection) => void;
+  error: (err: Error, conn: Connection) => void;
+  close: (conn: Connection, reason: Error) => void;
+  reconnecting: (info: ReconnectingInfo, conn: Connection) => void;
+  /** The connection is closed for good. */
+  end: (conn: Connection) => void;
+}
+
+/** What a connection needs from the loop that owns it (the EventLoop, without importing it). */
 export interface ConnectionOwner {
   /** Flush this connection at the end of the current tick (with every other dirty one). */
   [kScheduleFlush](conn: Connection): void;
-  emit(event: string, ...args: unknown[]): boolean;
+  emit(event: 'connect' | 'ready' | 'end', conn: Connection): boolean;
+  emit(event: 'error', err: Error, conn: Connection): boolean;
+  emit(event: 'close', conn: Connection, reason: Error): boolean;
+  emit(event: 'reconnecting', info: ReconnectingInfo, conn: Connection): boolean;
+}
+
+/**
+ * The lifecycle of one connection, for the layer that opened it (a cluster's node, a
+ * subscription's own connection): told of its own connection only, right after the loop's
+ * event of the same name, instead of listening to every connection of the loop.
+ */
+export interface ConnectionObserver {
+  onReady?(conn: Connection): void;
+  onClose?(conn: Connection, reason: Error): void;
+  /** Closed for good. */
+  onEnd?(conn: Connection): void;
 }
 
 export type ConnectionState =
@@ -117,8 +149,13 @@ export class Connection implements CommandTarget {
   private everReady = false;
   private drainListening = false;
 
-  constructor(owner: ConnectionOwner, options: ResolvedOptions) {
+  /** Told of this connection's lifecycle (the layer that opened it), if any. */
+  private readonly observer: ConnectionObserver | undefined;
+
+  /** @internal Connections are opened by loop.connect() (or by a layer, through the loop). */
+  constructor(owner: ConnectionOwner, options: ResolvedOptions, observer?: ConnectionObserver) {
     this.owner = owner;
+    this.observer = observer;
     this.loop = owner;
     this.options = options;
     this.address = options.path ?? `${options.host}:${options.port}/${options.db}`;
@@ -439,6 +476,7 @@ export class Connection implements CommandTarget {
       if (!sink.settled) this.writeLater(encoded, sink);
     }
     this.emit('ready', this);
+    if (this.observer?.onReady !== undefined) this.tell(this.observer.onReady, this);
     this.releaseIfIdle();
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
@@ -507,6 +545,7 @@ export class Connection implements CommandTarget {
     }
     this.releaseIfIdle();
     this.emit('close', this, reason);
+    if (this.observer?.onClose !== undefined) this.tell(this.observer.onClose, this, reason);
 
     if (end !== undefined) {
       this.finish(end);
@@ -556,6 +595,7 @@ export class Connection implements CommandTarget {
     this.rejectOffline(err);
     for (const w of this.drainWaiters.splice(0)) w.reject(err);
     this.emit('end', this);
+    if (this.observer?.onEnd !== undefined) this.tell(this.observer.onEnd, this);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
 
@@ -564,11 +604,21 @@ export class Connection implements CommandTarget {
    * way through a state change (no reconnect scheduled, futures never settled): its error is
    * thrown again on a later microtask, where it surfaces as an uncaught exception.
    */
-  private emit(event: string, ...args: unknown[]): void {
+  private emit<E extends keyof ConnectionEvents>(event: E, ...args: Parameters<ConnectionEvents[E]>): void {
     try {
-      const heard = this.owner.emit(event, ...args);
+      // ConnectionOwner.emit's overloads take each event with its own arguments, as `args` is.
+      const heard = (this.owner.emit as (e: E, ...a: Parameters<ConnectionEvents[E]>) => boolean)(event, ...args);
       // Nobody listens (eventemitter3 does not throw as node:events would): say it once.
       if (!heard && event === 'error') warnUnheardError(this.owner, args[0] as Error);
+    } catch (err) {
+      queueMicrotask(() => { throw err; });
+    }
+  }
+
+  /** Tells the observer, as emit() tells the loop: what it throws surfaces later, not here. */
+  private tell<A extends unknown[]>(fn: (this: ConnectionObserver, ...args: A) => void, ...args: A): void {
+    try {
+      fn.apply(this.observer!, args);
     } catch (err) {
       queueMicrotask(() => { throw err; });
     }

@@ -4,9 +4,9 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
-import { Connection } from '../connection/connection.js';
+import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
-import { kCommandTimedOut, kFlush, kScheduleFlush } from '../base/internal.js';
+import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
@@ -33,11 +33,7 @@ export interface CommandOptions {
   timeout?: number | undefined;
 }
 
-export interface ReconnectingInfo {
-  attempt: number;
-  delay: number;
-  error: Error;
-}
+export type { ReconnectingInfo };
 
 /** Events the loop emits; every connection event names its connection. */
 export interface EventLoopEvents {
@@ -77,8 +73,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */
   connect(target: string | ConnectionOptions = {}): Connection {
+    return this[kConnect](target, undefined);
+  }
+
+  /** @internal loop.connect() for a layer's own connection: `observer` hears of its lifecycle, not of every connection's. */
+  [kConnect](target: string | ConnectionOptions, observer: ConnectionObserver | undefined): Connection {
     if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
-    const conn = new Connection(this, resolveOptions(target, this.defaults));
+    const conn = new Connection(this, resolveOptions(target, this.defaults), observer);
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
     return conn;
