@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { AttributedReply, EventLoop, Future, VerbatimString, type Connection } from '../lib/index.js';
 import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
-import { kAddPushListener } from '../lib/connection/push.js';
+import { kAddPushListener } from '../lib/base/internal.js';
 import { ProtocolError, ReplyError } from '../lib/base/errors.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
 
