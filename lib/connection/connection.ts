@@ -21,7 +21,7 @@ import type { CommandTarget } from './target.js';
 import { warnUnheardError } from '../base/warnings.js';
 import { ReplyQueue, type PushHandler, type PushListener } from './reply-queue.js';
 import { WriteBuffer } from './write-buffer.js';
-import { handshakeFailure, handshakeSteps } from './handshake.js';
+import { handshakeFailure, handshakeSteps, helloRefused } from './handshake.js';
 import { kAddPushListener, kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
 
 export type { PushHandler, PushListener } from './reply-queue.js';
@@ -67,7 +67,7 @@ export interface ConnectionObserver {
 
 export type ConnectionState =
   | 'connecting' // socket opening
-  | 'handshake' // AUTH / SELECT / SETNAME in flight
+  | 'handshake' // HELLO / AUTH / SELECT / SETNAME in flight
   | 'ready'
   | 'reconnecting' // waiting for the backoff timer
   | 'closed'; // for good: close(), disconnect(), auth failure or reconnects exhausted
@@ -148,6 +148,8 @@ export class Connection implements CommandTarget {
   private counters = { bytesWritten: 0, reconnects: 0 };
   private everReady = false;
   private drainListening = false;
+  /** This socket's HELLO 3 was refused: the handshake is done again in RESP2. */
+  private helloRefused = false;
 
   /** Told of this connection's lifecycle (the layer that opened it), if any. */
   private readonly observer: ConnectionObserver | undefined;
@@ -444,7 +446,12 @@ export class Connection implements CommandTarget {
   private onConnect(): void {
     this.emit('connect', this);
     this._state = 'handshake';
-    const steps = handshakeSteps(this.options);
+    this.helloRefused = false;
+    this.sendHandshake(handshakeSteps(this.options, this.options.protocol === 3));
+  }
+
+  /** Writes the handshake's steps in one write, or is ready at once when there are none. */
+  private sendHandshake(steps: string[][]): void {
     if (steps.length === 0) {
       this.onReady();
       return;
@@ -462,6 +469,16 @@ export class Connection implements CommandTarget {
     // Socket lost mid-handshake: the close path retries. Failed already: the replies to the
     // steps after AUTH (NOAUTH) arrive in the same chunk and must not fail it again.
     if (this._state !== 'handshake' || this.fatal !== undefined || this.dropReason !== undefined) return;
+    if (err instanceof ReplyError && step === 'HELLO' && helloRefused(err, this.options)) this.helloRefused = true;
+    if (this.helloRefused) {
+      // RESP2 only: the steps written after HELLO are answered (or refused) and forgotten, then
+      // the whole handshake goes again without HELLO.
+      if (--this.replies.handshakeLeft === 0) {
+        this.helloRefused = false;
+        this.sendHandshake(handshakeSteps(this.options, false));
+      }
+      return;
+    }
     if (err instanceof ReplyError) {
       this.replies.handshakeLeft = 0;
       const failure = handshakeFailure(step, err, this.options, this.address);
