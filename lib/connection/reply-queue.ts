@@ -148,7 +148,8 @@ export class ReplyQueue implements ReplyHandler {
     if (typeof reply === 'object' && reply !== null) {
       // RESP3: a few commands' replies are nested otherwise than RESP2's (ZRANGE ... WITHSCORES).
       if (this.resp3Replies && !(sink.resp3 ?? this.resp3)) reply = toResp2Shape(sink.command, reply, sink.blockNames);
-      if (sink.command.length === 5 && sink.command.toUpperCase() === 'HELLO') this.noteProtocol(reply);
+      const name = sink.command;
+      if (name.length === 5 && (name.charCodeAt(0) | 32) === 104 && name.toUpperCase() === 'HELLO') this.noteProtocol(reply);
     }
     sink.resolveReply(reply);
     if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
