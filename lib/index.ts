@@ -10,13 +10,11 @@ export type { CommandTarget } from './connection/target.js';
 export type { ConnectionOptions, ReconnectOptions } from './base/options.js';
 export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
-export { encodeCommand } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
   ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
 } from './base/errors.js';
 export { Cluster } from './routing/cluster/cluster.js';
-export type { SlotRouter, CommandBlock } from './routing/router.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './routing/cluster/cluster.js';
 export type { NodeAddress } from './routing/cluster/topology.js';
 export { ShardSet, shardSlotRanges } from './routing/shards.js';
@@ -35,11 +33,9 @@ export type { BlockCommand, MultiOptions } from './features/multi.js';
 export { Script } from './features/scripts.js';
 export type { ScriptRunOptions } from './features/scripts.js';
 export { Transaction } from './features/transactions/pool.js';
+// What `resp3: true` gives for a verbatim string and for a value sent with an attribute.
+export { AttributedReply, VerbatimString } from './protocol/decoder.js';
 export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
-export type { ConnectionOwner } from './connection/connection.js';
-export type { UnobservedErrorSink } from './core/future.js';
-export type { ReplyHandler } from './protocol/decoder.js';
-export { AttributedReply, VerbatimString } from './protocol/decoder.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';
