@@ -19,7 +19,8 @@ import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type
 import { multi, type BlockCommand, type MultiOptions } from '../features/multi.js';
 import { batch } from '../features/batch.js';
 import { script as makeScript, type Script } from '../features/scripts.js';
-import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from '../features/transactions/pool.js';
+import { withConnection, type LendOptions } from '../features/transactions/pool.js';
+import { transaction, type Transaction, type TransactionOptions } from '../features/transactions/transaction.js';
 import type { Settled } from '../features/batch.js';
 
 /** Options for one command, for `loop.send()`. */
