@@ -1,7 +1,7 @@
 // Pub/sub on a server: order and binary payloads, events and for await, add/remove, a server
 // killed and restarted under a subscription, backpressure, and ordinary commands alongside.
 import { expect } from 'chai';
-import { EventLoop, Future, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
+import { ConfigError, EventLoop, Future, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
 import { within } from './reliability/helpers.js';
 
@@ -193,8 +193,8 @@ describe('pub/sub on a server', function () {
     expect(() => loop.subscribe(conn, 'news' as never)).to.throw(TypeError, /must be an array/);
     expect(() => loop.subscribe(conn, [''])).to.throw(TypeError, /empty string/);
     expect(() => loop.subscribe(conn, ['a'], { patterns: 'x' as never })).to.throw(TypeError, /patterns must be an array/);
-    expect(() => loop.subscribe(conn, ['a'], { highWaterMark: 0 })).to.throw(TypeError, /highWaterMark/);
-    expect(() => loop.subscribe(conn, ['a'], { bogus: 1 } as never)).to.throw(TypeError, /unknown option "bogus"/);
+    expect(() => loop.subscribe(conn, ['a'], { highWaterMark: 0 })).to.throw(ConfigError, /highWaterMark/);
+    expect(() => loop.subscribe(conn, ['a'], { bogus: 1 } as never)).to.throw(ConfigError, /unknown option "bogus"/);
     expect(() => loop.subscribe(conn, [Buffer.from([0xff])])).to.throw(TypeError, /returnBuffers: true/);
     expect(() => loop.subscribe({} as never, ['a'])).to.throw(TypeError, /target must be/);
     const sub = loop.subscribe(conn, ['ok']);

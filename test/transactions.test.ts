@@ -2,7 +2,7 @@
 // real server: WATCH only on the dedicated connection, retries on abort, clean returns, and a
 // pool that never grows past its limit.
 import { expect } from 'chai';
-import { EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
+import { ConfigError, EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
 import { lendingPool } from '../lib/features/transactions/pool.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
 import { errorOf, outcome, within } from './reliability/helpers.js';
@@ -162,13 +162,13 @@ describe('transactions and lent connections', function () {
     expect(pool.size).to.equal(1);
   });
 
-  it('refuses MULTI/EXEC through tx.send, a bad callback and a bad pool size', async () => {
+  it('refuses MULTI/EXEC through tx.send, a bad callback (TypeError) and a bad pool size (ConfigError)', async () => {
     await loop.transaction(conn, 'k', async (tx) => {
       const err = errorOf(await outcome(tx.send(['MULTI'])));
       expect(err).to.be.instanceOf(TypeError);
       expect(err.message).to.match(/tx\.exec/);
     });
     expect(errorOf(await outcome(loop.transaction(conn, 'k', 'x' as never)))).to.be.instanceOf(TypeError);
-    expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(TypeError);
+    expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(ConfigError);
   });
 });

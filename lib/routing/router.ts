@@ -33,6 +33,15 @@ export interface CommandBlock {
   writeTo(conn: { submit(encoded: Encoded, sink: ReplySink): void }, outer: ReplySink): void;
 }
 
+/**
+ * Layer plumbing that features reach a router by (massInsert, multi): symbols, not methods, so
+ * that the public surface of a cluster or a shard set is its user API. Not exported by index.ts.
+ */
+export const keyOf = Symbol('redloop.router.keyOf');
+export const blockSlot = Symbol('redloop.router.blockSlot');
+export const submitBlock = Symbol('redloop.router.submitBlock');
+export const submitToSlot = Symbol('redloop.router.submitToSlot');
+
 /** Commands that would leave state on a shared connection, or that need one of their own. */
 const CONNECTION_STATE = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SELECT', 'READONLY', 'READWRITE', 'ASKING', 'RESET', 'AUTH', 'HELLO', 'QUIT']);
 
@@ -71,7 +80,7 @@ export abstract class SlotRouter implements CommandTarget {
    * slot: a cluster follows MOVED / ASK and waits for a new owner under `sink`. For a command
    * that came back from a node's FIFO redirected or unwritten.
    */
-  submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
+  [submitToSlot](slot: number, encoded: Encoded, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError(sink.command));
     else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
   }
@@ -89,7 +98,7 @@ export abstract class SlotRouter implements CommandTarget {
    * anything is written: a RoutingError if they span slots, if the block has no key, or if a
    * command in it would change the connection's state. Only once canRouteBlocks is true.
    */
-  blockSlot(commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
+  [blockSlot](commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
     const table = this.table!;
     let slot = -1;
     for (let c = 0; c < commands.length; c++) {
@@ -117,7 +126,7 @@ export abstract class SlotRouter implements CommandTarget {
    * Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
    * the only way MULTI/EXEC pass a router: as one piece, never as separate routed commands.
    */
-  submitBlock(slot: number, block: CommandBlock, sink: ReplySink): void {
+  [submitBlock](slot: number, block: CommandBlock, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError('MULTI'));
     else this.sendBlockToSlot(slot, block, sink);
   }
@@ -163,6 +172,11 @@ export abstract class SlotRouter implements CommandTarget {
     return this.parked.length;
   }
 
+  /**
+   * The one error of a closed router, whatever reaches it (a command, a block, whenReady()): a
+   * RoutingError, so that nothing that retries on ClientStateError (a never-written command,
+   * SCAN) waits for a router that will not come back.
+   */
   protected closedError(name: string): Error {
     return new RoutingError(`${name}: this ${this.kind} is closed`);
   }
@@ -226,7 +240,7 @@ export abstract class SlotRouter implements CommandTarget {
    * says why it has no single place (keyless, unknown, refused, cross-slot). Needs the command
    * table: call it after whenReady().
    */
-  keyOf(name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
+  [keyOf](name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
     const table = this.table;
     if (table === undefined) return new RoutingError(`${name}: this ${this.kind} does not know the server's commands yet; await whenReady() first`);
     const info = table.lookup(name, args, from);

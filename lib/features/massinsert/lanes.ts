@@ -5,6 +5,7 @@
 import type { Connection } from '../../connection/connection.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { SlotRouter } from '../../routing/router.js';
+import { openLike } from '../../routing/targets.js';
 
 /** Written by hand: encodeCommand refuses it on purpose (the connection here is massInsert's own). */
 export const REPLY_OFF = '*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n';
@@ -20,7 +21,7 @@ export class Lanes {
 
   async open(): Promise<void> {
     for (const m of this.router.masterConnections) {
-      this.own.set(m, this.loop.connect({ ...m.resolvedOptions, reconnect: false, readOnly: false }));
+      this.own.set(m, openLike(m, { reconnect: false, readOnly: false }));
     }
     await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
     for (const c of this.connections) c.submitUnanswered(REPLY_OFF);

@@ -26,14 +26,15 @@
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { Connection } from '../../connection/connection.js';
+import type { Connection } from '../../connection/connection.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { encodeCommand, encodedLength, type Encoded } from '../../protocol/encoder.js';
 import { RespRequestFramer } from '../../protocol/requestframer.js';
 import { forEachRequest } from '../../protocol/requestargs.js';
-import { SlotRouter } from '../../routing/router.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
+import { keyOf } from '../../routing/router.js';
+import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 import { ClientStateError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { keySlot } from '../../routing/slot.js';
 import {
@@ -78,7 +79,7 @@ class MassInsert implements Feed {
   /** Where commands go: the target, or the dedicated connection with replies: 'off'. */
   private dest: CommandTarget;
   /** The target when it is a cluster or shard set: commands are checked for a key, then routed. */
-  private readonly router: SlotRouter | undefined;
+  private readonly router: Router | undefined;
   /** replies: 'off' on a router: massInsert's own connection per master. */
   private lanes: Lanes | undefined;
   /** Most replies owed at once (maxInFlight, times the masters of a router). */
@@ -112,8 +113,9 @@ class MassInsert implements Feed {
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.tally = new Tally(target.defaultReturnBuffers, options.maxErrors ?? DEFAULT_MAX_ERRORS);
     this.dest = target;
-    this.conn = target instanceof Connection ? target : undefined;
-    this.router = target instanceof SlotRouter ? target : undefined;
+    const kind = targetKind(target);
+    this.conn = kind === 'connection' ? target as Connection : undefined;
+    this.router = kind === 'cluster' || kind === 'shards' ? target as Router : undefined;
     this.window = this.maxInFlight;
   }
 
@@ -127,7 +129,7 @@ class MassInsert implements Feed {
         const masters = this.router.masterConnections.length;
         this.window = this.maxInFlight * Math.max(1, masters);
         this.turnLimit = TURN_BYTES * Math.max(1, masters);
-        if (this.router instanceof Cluster) {
+        if (this.router instanceof Cluster) { // redirections are a cluster's
           const { moved, ask, tryAgain } = this.router.stats;
           this.statsAtStart = { moved, ask, tryAgain };
         }
@@ -136,7 +138,7 @@ class MassInsert implements Feed {
           await this.lanes.open();
         }
       } else if (this.off) {
-        dedicated = this.loop.connect({ ...(this.target as Connection).resolvedOptions, reconnect: false });
+        dedicated = openLike(this.target as Connection, { reconnect: false });
         this.conn = dedicated;
         this.dest = dedicated;
         await this.loop.sendCommand(dedicated, 'PING');
@@ -281,7 +283,7 @@ class MassInsert implements Feed {
   private sendRouted(index: number, name: string, args: ArrayLike<unknown>, from: number, encoded: Encoded): void {
     const router = this.router!;
     const tally = this.tally;
-    const key = router.keyOf(name, args, from);
+    const key = router[keyOf](name, args, from);
     if (typeof key !== 'number') {
       tally.fail(index, key);
       return;
@@ -416,11 +418,8 @@ export async function massInsert(
 ): Promise<MassInsertReport> {
   const bad = checkOptions(options);
   if (bad !== undefined) throw bad;
-  if (target === null || typeof target !== 'object' || typeof target.submit !== 'function') {
-    throw new TypeError(`massInsert: target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
-  }
-  if (target.loop !== loop) throw new TypeError('massInsert: target belongs to another EventLoop');
-  if (!(target instanceof Connection) && !(target instanceof SlotRouter)) {
+  assertTarget(target, loop, 'massInsert');
+  if (targetKind(target) === 'other') {
     if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
       throw new TypeError('massInsert: RESP input needs a Connection, a cluster or a shard set as target');
     }

@@ -3,7 +3,7 @@
  * bad options before anything is sent.
  */
 import type { Arg } from '../../protocol/encoder.js';
-import { RedloopError } from '../../base/errors.js';
+import { ConfigError, RedloopError } from '../../base/errors.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
 
 export type MassInsertCommand = readonly Arg[];
@@ -123,16 +123,16 @@ export function checkOptions(options: MassInsertOptions): Error | undefined {
   if (options === null || typeof options !== 'object') return new TypeError('massInsert: options must be an object');
   const known = ['replies', 'maxErrors', 'onProgress', 'progressInterval', 'maxInFlight', 'timeout', 'input'];
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) return new TypeError(`massInsert: unknown option "${key}" (known: ${known.join(', ')})`);
+    if (!known.includes(key)) return new ConfigError(`massInsert: unknown option "${key}" (known: ${known.join(', ')})`);
   }
   const { replies, maxErrors, onProgress, progressInterval, maxInFlight, timeout, input } = options;
-  if (replies !== undefined && replies !== 'on' && replies !== 'off') return new TypeError(`massInsert: replies must be 'on' or 'off', got ${String(replies)}`);
-  if (input !== undefined && input !== 'commands' && input !== 'resp') return new TypeError(`massInsert: input must be 'commands' or 'resp', got ${String(input)}`);
-  if (onProgress !== undefined && typeof onProgress !== 'function') return new TypeError('massInsert: onProgress must be a function');
+  if (replies !== undefined && replies !== 'on' && replies !== 'off') return new ConfigError(`massInsert: replies must be 'on' or 'off', got ${String(replies)}`);
+  if (input !== undefined && input !== 'commands' && input !== 'resp') return new ConfigError(`massInsert: input must be 'commands' or 'resp', got ${String(input)}`);
+  if (onProgress !== undefined && typeof onProgress !== 'function') return new ConfigError('massInsert: onProgress must be a function');
   const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
-  if (maxErrors !== undefined && !count(maxErrors)) return new TypeError(`massInsert: maxErrors must be a non-negative integer, got ${String(maxErrors)}`);
-  if (maxInFlight !== undefined && !(count(maxInFlight) && maxInFlight >= 2)) return new TypeError(`massInsert: maxInFlight must be an integer >= 2, got ${String(maxInFlight)}`);
-  if (progressInterval !== undefined && !(typeof progressInterval === 'number' && progressInterval >= 0)) return new TypeError('massInsert: progressInterval must be a non-negative number of ms');
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMER_MS)) return new TypeError(`massInsert: timeout must be a non-negative number of ms, at most ${MAX_TIMER_MS}`);
+  if (maxErrors !== undefined && !count(maxErrors)) return new ConfigError(`massInsert: maxErrors must be a non-negative integer, got ${String(maxErrors)}`);
+  if (maxInFlight !== undefined && !(count(maxInFlight) && maxInFlight >= 2)) return new ConfigError(`massInsert: maxInFlight must be an integer >= 2, got ${String(maxInFlight)}`);
+  if (progressInterval !== undefined && !(typeof progressInterval === 'number' && progressInterval >= 0)) return new ConfigError('massInsert: progressInterval must be a non-negative number of ms');
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMER_MS)) return new ConfigError(`massInsert: timeout must be a non-negative number of ms, at most ${MAX_TIMER_MS}`);
   return undefined;
 }

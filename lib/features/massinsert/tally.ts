@@ -10,7 +10,7 @@ import Denque from 'denque';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { ClientStateError, ConnectionClosedError, ReplyError } from '../../base/errors.js';
-import type { SlotRouter } from '../../routing/router.js';
+import { submitToSlot, type SlotRouter } from '../../routing/router.js';
 import type { MassInsertFailure } from './options.js';
 
 /**
@@ -207,7 +207,7 @@ export class NodeTally implements ReplySink {
       const encoded = q.shift() as Encoded;
       if (mustReroute(err)) {
         // The cluster sends it to the slot's owner and follows the redirection under its own sink.
-        cluster.submitToSlot(slot, encoded, new IndexedReply(this.tally, index));
+        cluster[submitToSlot](slot, encoded, new IndexedReply(this.tally, index));
         return;
       }
     }

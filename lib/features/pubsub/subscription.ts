@@ -105,9 +105,9 @@ export class Subscription extends EventEmitter {
       throw new RoutingError('subscribe(): a shard set has no broadcast between its servers, so only sharded channels ({ sharded: [...] }) can be subscribed through it; subscribe to channels on one of shards.connections');
     }
     const events: SubConnEvents = {
-      deliver: (kind, channel, message, pattern) => this.deliver(kind, channel, message, pattern),
-      channelMoved: (key) => this.channelMoved(key),
-      refused: (sc, cmd, err) => this.refused(sc, cmd, err),
+      deliver: (kind, channel, message, pattern) => this.#deliver(kind, channel, message, pattern),
+      channelMoved: (key) => this.#channelMoved(key),
+      refused: (sc, cmd, err) => this.#refused(sc, cmd, err),
       changed: () => this.checkWaiters(),
       channelOf: (k, key) => this.wanted[k].get(key) ?? Buffer.from(key, 'latin1'),
     };
@@ -134,7 +134,7 @@ export class Subscription extends EventEmitter {
     try {
       if (this.closed) throw new ClientStateError(`${what}(): this subscription is closed; open a new one with loop.subscribe()`);
       if (more === null || typeof more !== 'object') throw new TypeError(`${what}(): the second argument must be { patterns?, sharded? }`);
-      for (const k of Object.keys(more)) if (k !== 'patterns' && k !== 'sharded') throw new TypeError(`${what}(): unknown option "${k}" (known: patterns, sharded)`);
+      for (const k of Object.keys(more)) if (k !== 'patterns' && k !== 'sharded') throw new ConfigError(`${what}(): unknown option "${k}" (known: patterns, sharded)`);
       const lists = {
         c: checkChannels(`${what}(): channels`, channels, true, this.returnBuffers),
         p: checkChannels(`${what}(): patterns`, more.patterns, true, this.returnBuffers),
@@ -243,7 +243,7 @@ export class Subscription extends EventEmitter {
   };
 
   /** A sharded channel's slot left its node (SUNSUBSCRIBE push, or MOVED). */
-  private channelMoved(key: string): void {
+  #channelMoved(key: string): void {
     if (!this.wanted.s.has(key)) return;
     this.placement.homeless.add(key);
     this.gap = true;
@@ -271,7 +271,7 @@ export class Subscription extends EventEmitter {
   }
 
   /** An error reply to a (un)subscribe command: the server refused it. */
-  private refused(sc: SubConn, cmd: Inflight, err: ReplyError): void {
+  #refused(sc: SubConn, cmd: Inflight, err: ReplyError): void {
     // Not retried: the same command would be refused again (ACL, bad pattern...).
     if (cmd.sub) for (const key of cmd.keys) { this.wanted[cmd.kind].delete(key); sc.assigned[cmd.kind].delete(key); }
     for (const w of this.waiters.splice(0)) w.reject(err);
@@ -295,7 +295,7 @@ export class Subscription extends EventEmitter {
   // ---------------------------------------------------------------- messages
 
   /** One message, in the order the server sent it. */
-  private deliver(kind: 'message' | 'pmessage' | 'smessage', channel: unknown, message: unknown, pattern: unknown): void {
+  #deliver(kind: 'message' | 'pmessage' | 'smessage', channel: unknown, message: unknown, pattern: unknown): void {
     if (kind === 'pmessage') this.emit(kind, pattern, channel, message);
     else this.emit(kind, channel, message);
     if (!this.iterating) return;
@@ -401,12 +401,12 @@ function checkSubscribeOptions(o: SubscribeOptions): SubscribeOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('subscribe(): options must be an object like { patterns: [\'log.*\'] }');
   for (const k of Object.keys(o)) {
     if (!['patterns', 'sharded', 'returnBuffers', 'highWaterMark'].includes(k)) {
-      throw new TypeError(`subscribe(): unknown option "${k}" (known: patterns, sharded, returnBuffers, highWaterMark)`);
+      throw new ConfigError(`subscribe(): unknown option "${k}" (known: patterns, sharded, returnBuffers, highWaterMark)`);
     }
   }
-  if (o.returnBuffers !== undefined && typeof o.returnBuffers !== 'boolean') throw new TypeError('subscribe(): returnBuffers must be a boolean');
+  if (o.returnBuffers !== undefined && typeof o.returnBuffers !== 'boolean') throw new ConfigError('subscribe(): returnBuffers must be a boolean');
   if (o.highWaterMark !== undefined && (!Number.isInteger(o.highWaterMark) || o.highWaterMark < 1)) {
-    throw new TypeError(`subscribe(): highWaterMark must be a positive integer (messages), got ${String(o.highWaterMark)}`);
+    throw new ConfigError(`subscribe(): highWaterMark must be a positive integer (messages), got ${String(o.highWaterMark)}`);
   }
   return o;
 }

@@ -14,9 +14,9 @@ import type { Future, UnobservedErrorSink } from '../../core/future.js';
 import type { ConnectionOptions } from '../../base/options.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ReplyError, RoutingError } from '../../base/errors.js';
+import { ConfigError, ReplyError, RoutingError } from '../../base/errors.js';
 import { ask } from '../../routing/ask.js';
-import { SlotRouter } from '../../routing/router.js';
+import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 
 /** What lending needs from the loop (the EventLoop, without importing it). */
 export interface Lender extends UnobservedErrorSink {
@@ -50,7 +50,8 @@ class NodePool {
   peak = 0;
   private lent = 0;
 
-  constructor(private readonly lender: Lender, private readonly options: ConnectionOptions, readonly limit: number) {}
+  /** `like`: the target's own connection to the node; the pool's are opened like it, but never READONLY. */
+  constructor(private readonly like: Connection, readonly limit: number) {}
 
   acquire(): Promise<Connection> {
     while (this.idle.length !== 0) {
@@ -61,7 +62,7 @@ class NodePool {
     if (this.size < this.limit) {
       let conn: Connection;
       try {
-        conn = this.lender.connect(this.options);
+        conn = openLike(this.like, { readOnly: false });
       } catch (err) {
         return Promise.reject(err);
       }
@@ -102,10 +103,10 @@ function poolFor(lender: Lender, shared: Connection, options: LendOptions | unde
   const o = shared.resolvedOptions;
   const id = `${shared.address}|${o.username ?? ''}|${o.tls ? 'tls' : ''}`;
   const limit = options?.poolSize ?? DEFAULT_POOL_SIZE;
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`poolSize must be a positive integer, got ${String(limit)}`);
+  if (!Number.isInteger(limit) || limit < 1) throw new ConfigError(`poolSize must be a positive integer, got ${String(limit)}`);
   let pool = pools.get(id);
   if (pool === undefined) {
-    pool = new NodePool(lender, { ...o, readOnly: false }, limit);
+    pool = new NodePool(shared, limit);
     pools.set(id, pool);
   }
   return pool;
@@ -118,14 +119,14 @@ export async function lendingPool(lender: Lender, target: CommandTarget, key: Ar
 
 /** The target's own connection to the node that serves `key`. */
 async function sharedConnection(target: CommandTarget, key: Arg | null): Promise<Connection> {
-  if (target instanceof SlotRouter) {
+  const kind = targetKind(target);
+  if (kind === 'cluster' || kind === 'shards') {
     if (key === null || key === undefined) throw new RoutingError('a cluster or shard set needs a key to pick the node to lend a connection of');
-    await target.whenReady();
-    return (target as SlotRouter & { connectionFor(key: Arg): Connection }).connectionFor(key);
+    const router = target as Router;
+    await router.whenReady();
+    return router.connectionFor(key as string | Buffer | number);
   }
-  if (target === null || typeof target !== 'object' || typeof (target as Partial<Connection>).resolvedOptions !== 'object') {
-    throw new TypeError('target must be a Connection, a cluster or a shard set of this loop');
-  }
+  if (kind !== 'connection') throw new TypeError('withConnection()/transaction(): the target must be a Connection, a cluster or a shard set: a lent connection is opened like its own');
   return target as Connection;
 }
 
@@ -148,7 +149,7 @@ export async function lend<T>(
   lender: Lender, target: CommandTarget, key: Arg | null, options: LendOptions | undefined,
   body: (conn: Connection, state: LentState) => Promise<T>, alwaysClean: boolean,
 ): Promise<T> {
-  if (target?.loop !== lender) throw new TypeError('target must be a Connection, a cluster or a shard set of this loop');
+  assertTarget(target, lender);
   const pool = poolFor(lender, await sharedConnection(target, key), options);
   const conn = await pool.acquire();
   const state: LentState = { watching: false };

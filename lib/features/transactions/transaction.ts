@@ -7,7 +7,7 @@ import type { Connection } from '../../connection/connection.js';
 import { Future, type UnobservedErrorSink } from '../../core/future.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ClientStateError, ReplyError, TransactionRetryError } from '../../base/errors.js';
+import { ClientStateError, ConfigError, ReplyError, TransactionRetryError } from '../../base/errors.js';
 import { multi, type BlockCommand } from '../multi.js';
 import { lend, type Lender, type LendOptions, type LentState } from './pool.js';
 
@@ -71,7 +71,7 @@ export class Transaction {
 export function transaction<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('transaction(target, key, fn): fn must be a function'));
   const maxAttempts = options?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new TypeError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new ConfigError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
   return lend(lender, target, key, options, async (conn, state) => {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const tx = new Transaction(lender, conn, attempt, state);

@@ -16,7 +16,7 @@ import type { Connection } from '../../connection/connection.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import type { ConnectionOptions } from '../../base/options.js';
-import { ClientStateError, ConnectionClosedError, RoutingError } from '../../base/errors.js';
+import { ConnectionClosedError, RoutingError } from '../../base/errors.js';
 import { SlotRouter, type CommandBlock } from '../router.js';
 import { keySlot } from '../slot.js';
 import { resolveClusterOptions, type ClusterOptions, type ReadFrom } from './options.js';
@@ -129,7 +129,7 @@ export class Cluster extends SlotRouter {
   /** Resolves once the slot map and the command table are known (commands need not wait for it). */
   whenReady(): Promise<void> {
     if (this.routable) return Promise.resolve();
-    if (this.closed) return Promise.reject(new ClientStateError('this cluster is closed'));
+    if (this.closed) return Promise.reject(this.closedError('whenReady()'));
     this.ready ??= pDefer<void>();
     return this.ready.promise;
   }
@@ -264,7 +264,7 @@ export class Cluster extends SlotRouter {
     this.owner.off('close', this.onConnectionClose);
     this.rejectParked((name) => this.closedError(name));
     this.redirects.rejectAll();
-    this.ready?.reject(new ClientStateError('this cluster was closed'));
+    this.ready?.reject(this.closedError('whenReady()'));
     this.ready = undefined;
   }
 
