@@ -2,7 +2,9 @@
  * What a target is, said once for every feature: its kind, the check of a target argument
  * (one message, one error class), and opening a connection like one a target already has.
  */
-import { Connection } from '../connection/connection.js';
+import { Connection, type ConnectionObserver } from '../connection/connection.js';
+import { kConnect } from '../base/internal.js';
+import type { LoopPort } from './loop-port.js';
 import type { CommandTarget } from '../connection/target.js';
 import type { ConnectionOptions } from '../base/options.js';
 import { Cluster } from './cluster/cluster.js';
@@ -53,16 +55,12 @@ export function hostPort(conn: Connection): string {
   return slash === -1 ? conn.address : conn.address.slice(0, slash);
 }
 
-/** What can open a connection: the loop that owns `like`. */
-interface Opener {
-  connect(options: ConnectionOptions): Connection;
-}
-
 /**
  * A new connection of `like`'s loop to the same server with the same options (credentials, TLS,
  * db, timeouts), but for `overrides`: for features that need a connection of their own
- * (subscriptions, massInsert with replies off, the lending pool).
+ * (subscriptions, massInsert with replies off, the lending pool). `observer` hears of its
+ * lifecycle.
  */
-export function openLike(like: Connection, overrides: ConnectionOptions = {}): Connection {
-  return (like.loop as Opener).connect({ ...(like.resolvedOptions as unknown as ConnectionOptions), ...overrides });
+export function openLike(like: Connection, overrides: ConnectionOptions = {}, observer?: ConnectionObserver): Connection {
+  return (like.loop as LoopPort)[kConnect]({ ...(like.resolvedOptions as unknown as ConnectionOptions), ...overrides }, observer);
 }

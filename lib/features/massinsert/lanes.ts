@@ -3,6 +3,7 @@
  * CLIENT REPLY OFF, and the routing of commands to them by slot.
  */
 import type { Connection } from '../../connection/connection.js';
+import { kSubmitUnanswered } from '../../base/internal.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { SlotRouter } from '../../routing/router.js';
 import { openLike } from '../../routing/targets.js';
@@ -24,7 +25,7 @@ export class Lanes {
       this.own.set(m, openLike(m, { reconnect: false, readOnly: false }));
     }
     await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
-    for (const c of this.connections) c.submitUnanswered(REPLY_OFF);
+    for (const c of this.connections) c[kSubmitUnanswered](REPLY_OFF);
   }
 
   /** massInsert's connection to the master of `key`; undefined if that master is new since the start. */

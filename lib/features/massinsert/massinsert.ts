@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Connection } from '../../connection/connection.js';
+import { kSubmitUnanswered } from '../../base/internal.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { encodeCommand, encodedLength, type Encoded } from '../../protocol/encoder.js';
@@ -142,7 +143,7 @@ class MassInsert implements Feed {
         this.conn = dedicated;
         this.dest = dedicated;
         await this.loop.sendCommand(dedicated, 'PING');
-        dedicated.submitUnanswered(REPLY_OFF);
+        dedicated[kSubmitUnanswered](REPLY_OFF);
       } else if (this.conn !== undefined && this.conn.state !== 'ready') {
         // Wait for the handshake here rather than fill the offline queue past its limit.
         await this.loop.sendCommand(this.conn, 'PING');
@@ -221,7 +222,7 @@ class MassInsert implements Feed {
       return;
     }
     if (this.off) {
-      this.conn!.submitUnanswered(encoded);
+      this.conn![kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }
@@ -249,7 +250,7 @@ class MassInsert implements Feed {
     if (conn.state !== 'ready') await this.loop.sendCommand(conn, 'PING');
     this.turnBytes += bytes.length;
     if (this.off) {
-      conn.submitUnanswered([bytes]);
+      conn[kSubmitUnanswered]([bytes]);
       this.index += count;
       this.sent += count;
       return;
@@ -297,7 +298,7 @@ class MassInsert implements Feed {
           : `${name}: the slot of its key moved to a master that was not in the cluster when the load began; with replies: 'off' it cannot be followed`));
         return;
       }
-      lane.submitUnanswered(encoded);
+      lane[kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }

@@ -4,7 +4,7 @@
  * node that owns its slot, moved when the map says it moved. Every connection is the
  * subscription's own, opened like the target's connection to that node.
  */
-import type { Connection } from '../../connection/connection.js';
+import type { Connection, ConnectionObserver } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ClientStateError } from '../../base/errors.js';
 import { hostPort, isRouter, openLike } from '../../routing/targets.js';
@@ -24,6 +24,8 @@ export class Placement {
     private readonly target: CommandTarget,
     private readonly wanted: Readonly<Record<Kind, Map<string, Channel>>>,
     private readonly events: SubConnEvents,
+    /** Told of the lifecycle of each connection opened here (the subscription's, and only those). */
+    private readonly observer: ConnectionObserver,
     private readonly returnBuffers: boolean,
   ) {}
 
@@ -87,7 +89,7 @@ export class Placement {
   /** A subscriber connection opened like `like` (same server, credentials, TLS). */
   private open(like: Connection): SubConn {
     const address = hostPort(like);
-    const sc = new SubConn(this.events, openLike(like, { returnBuffers: this.returnBuffers, readOnly: false }), address);
+    const sc = new SubConn(this.events, openLike(like, { returnBuffers: this.returnBuffers, readOnly: false }, this.observer), address);
     this.byAddress.set(address, sc);
     return sc;
   }

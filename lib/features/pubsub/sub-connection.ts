@@ -1,11 +1,12 @@
 /**
- * One connection of a subscription, in push mode (Connection.setPushHandler), so no pipelined
+ * One connection of a subscription, in push mode (kSetPushHandler), so no pipelined
  * command ever meets a push message: what it should have subscribed ("assigned") against what
  * the server confirmed on it, the (un)subscribe commands in flight, and the push frames it reads
  * (messages, confirmations, and the unasked SUNSUBSCRIBE of a slot that moved away).
  */
 import Denque from 'denque';
 import type { Connection, PushHandler } from '../../connection/connection.js';
+import { kSetPushHandler, kSubmitUnanswered } from '../../base/internal.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { ReplyError } from '../../base/errors.js';
 
@@ -78,7 +79,7 @@ export class SubConn implements PushHandler {
   everReady = false;
 
   constructor(private readonly events: SubConnEvents, readonly conn: Connection, readonly address: string) {
-    conn.setPushHandler(this);
+    conn[kSetPushHandler](this);
   }
 
   get empty(): boolean {
@@ -122,7 +123,7 @@ export class SubConn implements PushHandler {
     const groups = kind === 's' ? keys.map((k) => [k]) : [keys];
     for (const group of groups) {
       const channels = group.map((k) => this.events.channelOf(kind, k));
-      this.conn.submitUnanswered(encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
+      this.conn[kSubmitUnanswered](encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
       this.inflight.push({ kind, sub, keys: group, left: group.length });
       for (const key of group) (sub ? this.pendingSub : this.pendingUnsub)[kind].add(key);
     }

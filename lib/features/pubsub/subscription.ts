@@ -9,11 +9,12 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import Denque from 'denque';
-import type { Connection } from '../../connection/connection.js';
+import type { Connection, ConnectionObserver } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
-import type { ConnectionOptions } from '../../base/options.js';
+import { kSetReading } from '../../base/internal.js';
 import { ClientStateError, ConfigError, RoutingError, type ReplyError } from '../../base/errors.js';
-import type { Cluster } from '../../routing/cluster/cluster.js';
+import { kWatchTopology, type Cluster } from '../../routing/cluster/cluster.js';
+import type { LoopPort } from '../../routing/loop-port.js';
 import { isRouter, targetKind } from '../../routing/targets.js';
 import { channelKey, KINDS, type Channel, type Inflight, type Kind, type SubConn, type SubConnEvents } from './sub-connection.js';
 import { Placement } from './placement.js';
@@ -43,15 +44,8 @@ export interface PubSubMessage {
   pattern?: string | Buffer;
 }
 
-/** What a subscription needs from its loop (the EventLoop, without importing it). */
-export interface PubSubHost {
-  connect(options: ConnectionOptions): Connection;
-  on(event: string, fn: (...args: any[]) => void): unknown;
-  off(event: string, fn: (...args: any[]) => void): unknown;
-  emit(event: string, ...args: unknown[]): boolean;
-  /** True once the loop is closing: the subscription's connections close with it, on purpose. */
-  readonly isClosed?: boolean;
-}
+/** What a subscription needs from its loop: the routing layer's LoopPort (isClosed, emit('error')). */
+export type PubSubHost = LoopPort;
 
 const DEFAULT_HIGH_WATER_MARK = 1000;
 const REROUTE_EVERY_MS = 250;
@@ -82,6 +76,7 @@ export class Subscription extends EventEmitter {
   private gap = false;
   private fatal: Error | undefined;
   private rerouteTimer: NodeJS.Timeout | undefined;
+  private stopWatchingTopology: (() => void) | undefined;
   // for await
   private readonly queue = new Denque<PubSubMessage>();
   private iterating = false;
@@ -111,11 +106,10 @@ export class Subscription extends EventEmitter {
       changed: () => this.checkWaiters(),
       channelOf: (k, key) => this.wanted[k].get(key) ?? Buffer.from(key, 'latin1'),
     };
-    this.placement = new Placement(target, this.wanted, events, this.returnBuffers);
-    host.on('ready', this.onReady);
-    host.on('close', this.onClose);
-    host.on('end', this.onEnd);
-    if (this.onCluster) host.on('topology', this.onTopology);
+    // The subscription hears of its own connections only, through the observer they are opened with.
+    const observer: ConnectionObserver = { onReady: this.onReady, onClose: this.onClose, onEnd: this.onEnd };
+    this.placement = new Placement(target, this.wanted, events, observer, this.returnBuffers);
+    if (this.onCluster) this.stopWatchingTopology = (target as Cluster)[kWatchTopology](this.onTopology);
     this.ready = this.apply(lists, true);
     this.ready.catch(() => {}); // also reported as 'error'; awaiting ready is optional
   }
@@ -236,8 +230,8 @@ export class Subscription extends EventEmitter {
     if (this.placement.replaceMain(old)) this.gap = true;
   }
 
-  private readonly onTopology = (target: unknown): void => {
-    if (target !== this.target || this.closed) return;
+  private readonly onTopology = (): void => {
+    if (this.closed) return;
     this.placement.routeSharded();
     this.checkWaiters();
   };
@@ -308,7 +302,7 @@ export class Subscription extends EventEmitter {
 
   private setPaused(on: boolean): void {
     this.paused = on;
-    for (const sc of this.placement.subConns()) sc.conn.setReading(!on);
+    for (const sc of this.placement.subConns()) sc.conn[kSetReading](!on);
   }
 
   /** Messages read but not yet taken by the async iterator. */
@@ -361,7 +355,7 @@ export class Subscription extends EventEmitter {
 
   private reportError(err: Error): void {
     if (this.listenerCount('error') !== 0) this.emit('error', err);
-    else this.host.emit('error', err, this.placement.main?.conn);
+    else this.host.emit('error', err, this.placement.main?.conn as Connection); // none before the first node is known
   }
 
   private failAll(err: Error): void {
@@ -380,10 +374,7 @@ export class Subscription extends EventEmitter {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     clearTimeout(this.rerouteTimer);
-    this.host.off('ready', this.onReady);
-    this.host.off('close', this.onClose);
-    this.host.off('end', this.onEnd);
-    this.host.off('topology', this.onTopology);
+    this.stopWatchingTopology?.();
     const err = this.fatal ?? new ClientStateError('the subscription was closed before the server confirmed it');
     for (const w of this.waiters.splice(0)) w.reject(err);
     if (this.paused) this.setPaused(false);

@@ -10,19 +10,15 @@
  * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order.
  */
 import type { Connection } from '../../connection/connection.js';
-import type { Future, UnobservedErrorSink } from '../../core/future.js';
-import type { ConnectionOptions } from '../../base/options.js';
+import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ConfigError, ReplyError, RoutingError } from '../../base/errors.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 
-/** What lending needs from the loop (the EventLoop, without importing it). */
-export interface Lender extends UnobservedErrorSink {
-  connect(options: ConnectionOptions): Connection;
-  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T>;
-}
+/** What lending needs from the loop: the features' port. */
+export type Lender = FeatureLoop;
 
 export interface LendOptions {
   /**

@@ -12,7 +12,9 @@
  */
 import { inspect } from 'node:util';
 import pDefer, { type DeferredPromise } from 'p-defer';
-import type { Connection } from '../../connection/connection.js';
+import type { Connection, ConnectionObserver } from '../../connection/connection.js';
+import { kConnect } from '../../base/internal.js';
+import type { LoopPort } from '../loop-port.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import type { ConnectionOptions } from '../../base/options.js';
@@ -27,13 +29,11 @@ import { readTopology, refreshCandidates } from './refresh.js';
 export type { ClusterOptions, ReadFrom } from './options.js';
 export type { ClusterNodeInfo } from './slot-map.js';
 
-/** What a cluster needs from the loop that owns it. */
-export interface ClusterOwner {
-  connect(options: ConnectionOptions): Connection;
-  on(event: 'close', listener: (conn: Connection) => void): unknown;
-  off(event: 'close', listener: (conn: Connection) => void): unknown;
-  emit(event: string, ...args: unknown[]): boolean;
-}
+/**
+ * Internal: watches a cluster's slot map (pub/sub's sharded channels follow it). Returns the
+ * function that stops watching.
+ */
+export const kWatchTopology = Symbol('redloop.cluster.watchTopology');
 
 export interface ClusterStats {
   /** MOVED replies followed. */
@@ -60,7 +60,8 @@ const REPLICA_POLL_MS = 1000;
 export class Cluster extends SlotRouter {
   readonly loop: unknown;
   protected readonly kind = 'cluster';
-  private readonly owner: ClusterOwner;
+  private readonly owner: LoopPort;
+  private readonly topologyWatchers = new Set<() => void>();
   private readonly readFrom: ReadFrom;
   private readonly useTls: boolean;
   private readonly map: SlotMap;
@@ -80,14 +81,16 @@ export class Cluster extends SlotRouter {
   private discoveryFailingSince = 0;
 
   /** @internal use loop.cluster() */
-  constructor(owner: ClusterOwner, seeds: ReadonlyArray<string | ConnectionOptions>, options: ClusterOptions = {}) {
+  constructor(owner: LoopPort, seeds: ReadonlyArray<string | ConnectionOptions>, options: ClusterOptions = {}) {
     super();
     const o = resolveClusterOptions(seeds, options);
     this.owner = owner;
     this.loop = owner;
     this.readFrom = o.readFrom;
     this.useTls = o.useTls;
-    this.map = new SlotMap((opts) => owner.connect(opts), o.template, o.readFrom, o.natMap, () => this.seedConns[0]!.resolvedOptions.host);
+    // The cluster hears of its own connections only (a node's going away makes it read the map).
+    const observer: ConnectionObserver = { onClose: this.onConnectionClose };
+    this.map = new SlotMap((opts) => owner[kConnect](opts, observer), o.template, o.readFrom, o.natMap, () => this.seedConns[0]!.resolvedOptions.host);
     const self = this;
     this.redirects = new Redirects(this.map, o.maxRedirections, o.clusterDownTimeout, {
       get closed() { return self.closed; },
@@ -95,8 +98,7 @@ export class Cluster extends SlotRouter {
       refresh: () => this.refresh(),
       pollWhileDown: () => this.pollWhileDown(),
     });
-    for (const seed of o.seeds) this.seedConns.push(owner.connect(seed));
-    owner.on('close', this.onConnectionClose);
+    for (const seed of o.seeds) this.seedConns.push(owner[kConnect](seed, observer));
     if (o.refreshInterval > 0) {
       this.refreshTimer = setInterval(() => this.refresh(), o.refreshInterval);
       this.refreshTimer.unref();
@@ -201,6 +203,7 @@ export class Cluster extends SlotRouter {
     if (change.layout !== this.layout) {
       this.layout = change.layout;
       this.owner.emit('topology', this);
+      for (const watcher of this.topologyWatchers) watcher();
     }
     this.releaseParked();
     this.ready?.resolve();
@@ -261,11 +264,17 @@ export class Cluster extends SlotRouter {
     clearInterval(this.refreshTimer);
     clearTimeout(this.downTimer);
     clearTimeout(this.replicaTimer);
-    this.owner.off('close', this.onConnectionClose);
+    this.topologyWatchers.clear();
     this.rejectParked((name) => this.closedError(name));
     this.redirects.rejectAll();
     this.ready?.reject(this.closedError('whenReady()'));
     this.ready = undefined;
+  }
+
+  /** @internal */
+  [kWatchTopology](watcher: () => void): () => void {
+    this.topologyWatchers.add(watcher);
+    return () => this.topologyWatchers.delete(watcher);
   }
 
   [inspect.custom](): string {
