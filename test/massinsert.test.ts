@@ -11,6 +11,7 @@ import {
 } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 import { encodeCommand as rawEncode } from '../harness/resp.js';
+import { rejection } from './support/helpers.js';
 
 /** What CLIENT INFO says about the connection that sends it, as key/value pairs. */
 async function clientInfo(loop: EventLoop, conn: Connection): Promise<Record<string, string>> {
@@ -302,7 +303,7 @@ describe('loop.massInsert', function () {
   it('refuses bad options and targets before sending anything', async () => {
     // Bad options are ConfigErrors; a wrong argument (source, target) is a TypeError.
     const bad = async (p: Promise<unknown>, re: RegExp, kind: new (...args: never[]) => Error = TypeError) => {
-      const e = await p.then(() => undefined, (x: Error) => x);
+      const e = await rejection(p);
       expect(e, String(re)).to.be.instanceOf(kind);
       expect(e!.message).to.match(re);
     };

@@ -5,7 +5,7 @@ import {
   EventLoop, ExecAbortError, Future, ReplyError, RoutingError, type Connection, type ShardSet,
 } from '../lib/index.js';
 import { startRedis, startShards, type RedisServer } from '../harness/index.js';
-import { errorOf, outcome } from './reliability/helpers.js';
+import { errorOf, outcome } from './support/helpers.js';
 
 describe('multi, batch and scripts on one server', function () {
   let server: RedisServer;

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { ConfigError, EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
 import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
-import { within } from './reliability/helpers.js';
+import { within } from './support/helpers.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ConfigError, EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
 import { lendingPool } from '../lib/features/transactions/pool.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
-import { errorOf, outcome, within } from './reliability/helpers.js';
+import { errorOf, outcome, within } from './support/helpers.js';
 
 /** The CLIENT LIST line of the connection whose CLIENT ID is `id`, as a map. */
 async function clientInfo(server: RedisServer, id: number): Promise<Map<string, string>> {

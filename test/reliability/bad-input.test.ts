@@ -6,7 +6,7 @@ import {
 } from '../../lib/index.js';
 import { resolveOptions } from '../../lib/base/options.js';
 import { startRedis, type RedisServer } from '../../harness/index.js';
-import { nextMacrotask, outcome, errorOf } from './helpers.js';
+import { nextMacrotask, outcome, errorOf } from '../support/helpers.js';
 
 describe('reliability: bad input', function () {
   this.timeout(20_000);
