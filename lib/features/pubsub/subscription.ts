@@ -160,7 +160,7 @@ export class Subscription extends EventEmitter {
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ done, resolve, reject }));
     this.place().catch((err: Error) => {
       // The loop closed before the map was known: the subscription ends with it, not with an error event.
-      if (this.host.isClosed === true) void this.close();
+      if (this.host.isClosed) void this.close();
       else this.failAll(err);
     });
     return p;
@@ -176,28 +176,33 @@ export class Subscription extends EventEmitter {
 
   // ---------------------------------------------------------------- connection events
 
-  private readonly onReady = (conn: Connection): void => {
+  /**
+   * The sub-connection an event of `conn` is for, or undefined when there is nothing to do: the
+   * subscription is closed, or the loop is closing (loop.close()/disconnect() closes our
+   * connections, and nothing may be sent on them any more): the subscription then ends with the
+   * loop (for await finishes), rather than moving to another node or reporting an error.
+   */
+  private eventFor(conn: Connection): SubConn | undefined {
     const sc = this.placement.find(conn);
-    if (sc === undefined || this.closed) return;
-    if (this.host.isClosed === true) {
-      // Ready while loop.close() is closing it: nothing may be sent on it any more.
+    if (sc === undefined || this.closed) return undefined;
+    if (this.host.isClosed) {
       void this.close();
-      return;
+      return undefined;
     }
+    return sc;
+  }
+
+  private readonly onReady = (conn: Connection): void => {
+    const sc = this.eventFor(conn);
+    if (sc === undefined) return;
     sc.everReady = true;
     sc.sync(); // before anything else: the resubscription is the first thing on the new socket
     this.checkWaiters();
   };
 
   private readonly onClose = (conn: Connection): void => {
-    const sc = this.placement.find(conn);
-    if (sc === undefined || this.closed) return;
-    if (this.host.isClosed === true) {
-      // loop.close()/disconnect() is closing our connections: the subscription ends with the
-      // loop (for await finishes), rather than moving to another node or reporting an error.
-      void this.close();
-      return;
-    }
+    const sc = this.eventFor(conn);
+    if (sc === undefined) return;
     if (sc.everReady) this.gap = true;
     sc.lost();
     if (this.onCluster) {
@@ -210,12 +215,8 @@ export class Subscription extends EventEmitter {
   };
 
   private readonly onEnd = (conn: Connection): void => {
-    const sc = this.placement.find(conn);
-    if (sc === undefined || this.closed) return;
-    if (this.host.isClosed === true) {
-      void this.close();
-      return;
-    }
+    const sc = this.eventFor(conn);
+    if (sc === undefined) return;
     if (this.onCluster) {
       this.placement.dropNode(sc);
       if (sc === this.placement.main) this.replaceMain(sc);
