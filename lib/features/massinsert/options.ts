@@ -3,7 +3,10 @@
  * bad options before anything is sent.
  */
 import type { Arg } from '../../protocol/encoder.js';
-import { ConfigError, RedloopError } from '../../base/errors.js';
+import { ConfigError, MassInsertError, type MassInsertFailure, type MassInsertReport } from '../../base/errors.js';
+
+// The report types and MassInsertError live in errors.ts with every error class; massInsert's modules re-export them.
+export { MassInsertError, type MassInsertFailure, type MassInsertReport };
 import { MAX_TIMER_MS } from '../../base/options.js';
 
 export type MassInsertCommand = readonly Arg[];
@@ -66,53 +69,6 @@ export interface MassInsertOptions {
    * for a byte stream (e.g. process.stdin), 'commands' for anything else.
    */
   input?: 'commands' | 'resp';
-}
-
-export interface MassInsertFailure {
-  /** 0-based position of the command in the source. */
-  index: number;
-  /** The error's class: ReplyError (the server said no), TypeError (bad arguments, never sent), ConnectionClosedError... */
-  name: string;
-  message: string;
-}
-
-export interface MassInsertReport {
-  /** Commands written to the server. */
-  sent: number;
-  /** Replies read (error replies included; 0 with replies: 'off'). */
-  replies: number;
-  errors: {
-    /** Every failure, listed or not. */
-    count: number;
-    /** The first `maxErrors` failures by command index. */
-    first: MassInsertFailure[];
-  };
-  elapsedMs: number;
-  /** 'off' when the server sent no replies, so its errors are not in `errors`. */
-  replyMode: 'on' | 'off';
-  /** RESP input: bytes read from the source. */
-  bytesIn?: number;
-  /**
-   * Cluster targets: redirections followed during the load (each command was sent again to
-   * the node the reply named). These are the cluster's own counters, so commands that others
-   * sent on the same cluster meanwhile count too.
-   */
-  redirections?: { moved: number; ask: number; tryAgain: number };
-}
-
-/**
- * massInsert stopped before the end of its source: the source failed (its own error, or
- * malformed input), the connection was closed for good, or the timeout passed. `cause` says
- * which; `report` counts what was sent and answered until then (every reply to what was sent
- * has been read, except after a timeout).
- */
-export class MassInsertError extends RedloopError {
-  override name = 'MassInsertError';
-  readonly report: MassInsertReport;
-  constructor(message: string, report: MassInsertReport, cause: Error) {
-    super(message, { cause });
-    this.report = report;
-  }
 }
 
 export const DEFAULT_MAX_ERRORS = 100;

@@ -9,7 +9,7 @@
 import Denque from 'denque';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
-import { ClientStateError, ConnectionClosedError, ReplyError } from '../../base/errors.js';
+import { isRedirect, isUnwritten, ReplyError } from '../../base/errors.js';
 import { submitToSlot, type SlotRouter } from '../../routing/router.js';
 import type { MassInsertFailure } from './options.js';
 
@@ -217,6 +217,5 @@ export class NodeTally implements ReplySink {
 
 /** A reply or failure that means "not here": the cluster must send the command again. */
 function mustReroute(err: Error): boolean {
-  if (err instanceof ReplyError) return err.code === 'MOVED' || err.code === 'ASK' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN';
-  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+  return isRedirect(err) || isUnwritten(err);
 }

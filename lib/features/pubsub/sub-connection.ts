@@ -8,7 +8,7 @@ import Denque from 'denque';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import { kSetPushHandler, kSubmitUnanswered } from '../../base/internal.js';
 import type { Encoded } from '../../protocol/encoder.js';
-import { ReplyError } from '../../base/errors.js';
+import { isRedirect, ReplyError } from '../../base/errors.js';
 
 export type Channel = string | Buffer;
 
@@ -167,7 +167,7 @@ export class SubConn implements PushHandler {
     if (head === undefined) return;
     for (const key of head.keys) (head.sub ? this.pendingSub : this.pendingUnsub)[head.kind].delete(key);
     const err = new ReplyError(message, head.sub ? SUB_CMD[head.kind] : UNSUB_CMD[head.kind]);
-    if (head.kind === 's' && (err.code === 'MOVED' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN')) {
+    if (head.kind === 's' && isRedirect(err)) {
       for (const key of head.keys) this.events.channelMoved(key);
       return;
     }

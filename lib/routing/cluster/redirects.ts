@@ -7,7 +7,7 @@
 import type { Connection } from '../../connection/connection.js';
 import { ForwardingSink, type ReplySink } from '../../base/reply-sink.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
-import { ClientStateError, ConnectionClosedError, ReplyError, withoutWrittenNote } from '../../base/errors.js';
+import { ConnectionClosedError, isUnwritten, ReplyError, withoutWrittenNote } from '../../base/errors.js';
 import type { CommandBlock } from '../router.js';
 import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseRedirect } from './topology.js';
@@ -156,7 +156,7 @@ export class Redirects {
     }
     // Never written (its node went away before, or its connection was retired): send it to
     // the slot's owner once the map says who that is.
-    if ((err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError) {
+    if (isUnwritten(err)) {
       const now = Date.now();
       if (s.downSince === 0) s.downSince = now;
       if (now - s.downSince >= this.clusterDownTimeout) {
