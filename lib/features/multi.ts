@@ -18,7 +18,8 @@
 import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
 import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
 import { ExecAbortError, isRedirect, ReplyError } from '../base/errors.js';
-import { blockSlot, submitBlock, type CommandBlock } from '../routing/router.js';
+import type { CommandBlock } from '../routing/router.js';
+import { kBlockSlot, kSubmitBlock } from '../base/internal.js';
 import { checkTarget, isRouter, targetKind } from '../routing/targets.js';
 import type { CommandTarget } from '../connection/target.js';
 
@@ -201,9 +202,9 @@ export function multi(reporter: UnobservedErrorSink & object, target: CommandTar
   }
   const block = new MultiBlock(encoded.parts, encoded.names, targetKind(target) === 'cluster');
   const route = (): void => {
-    const slot = target[blockSlot](commands);
+    const slot = target[kBlockSlot](commands);
     if (typeof slot !== 'number') future.rejectReply(slot);
-    else target[submitBlock](slot, block, future);
+    else target[kSubmitBlock](slot, block, future);
   };
   if (target.canRouteBlocks) route();
   else target.whenReady().then(route, (err: Error) => future.rejectReply(err));

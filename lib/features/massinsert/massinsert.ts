@@ -27,14 +27,13 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Connection } from '../../connection/connection.js';
-import { kSubmitUnanswered } from '../../base/internal.js';
+import { kKeyOf, kSubmitUnanswered } from '../../base/internal.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { encodeCommand, encodedLength, type Encoded } from '../../protocol/encoder.js';
 import { RespRequestFramer } from '../../protocol/requestframer.js';
 import { forEachRequest } from '../../protocol/requestargs.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
-import { keyOf } from '../../routing/router.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 import { ClientStateError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { keySlot } from '../../routing/slot.js';
@@ -284,7 +283,7 @@ class MassInsert implements Feed {
   private sendRouted(index: number, name: string, args: ArrayLike<unknown>, from: number, encoded: Encoded): void {
     const router = this.router!;
     const tally = this.tally;
-    const key = router[keyOf](name, args, from);
+    const key = router[kKeyOf](name, args, from);
     if (typeof key !== 'number') {
       tally.fail(index, key);
       return;

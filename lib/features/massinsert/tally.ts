@@ -10,7 +10,8 @@ import Denque from 'denque';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { isRedirect, isUnwritten, ReplyError } from '../../base/errors.js';
-import { submitToSlot, type SlotRouter } from '../../routing/router.js';
+import type { SlotRouter } from '../../routing/router.js';
+import { kSubmitToSlot } from '../../base/internal.js';
 import type { MassInsertFailure } from './options.js';
 
 /**
@@ -207,7 +208,7 @@ export class NodeTally implements ReplySink {
       const encoded = q.shift() as Encoded;
       if (mustReroute(err)) {
         // The cluster sends it to the slot's owner and follows the redirection under its own sink.
-        cluster[submitToSlot](slot, encoded, new IndexedReply(this.tally, index));
+        cluster[kSubmitToSlot](slot, encoded, new IndexedReply(this.tally, index));
         return;
       }
     }

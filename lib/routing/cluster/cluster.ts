@@ -13,7 +13,7 @@
 import { inspect } from 'node:util';
 import pDefer, { type DeferredPromise } from 'p-defer';
 import type { Connection, ConnectionObserver } from '../../connection/connection.js';
-import { kConnect } from '../../base/internal.js';
+import { kConnect, kWatchTopology } from '../../base/internal.js';
 import type { LoopPort } from '../loop-port.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
@@ -29,11 +29,6 @@ import { readTopology, refreshCandidates } from './refresh.js';
 export type { ClusterOptions, ReadFrom } from './options.js';
 export type { ClusterNodeInfo } from './slot-map.js';
 
-/**
- * Internal: watches a cluster's slot map (pub/sub's sharded channels follow it). Returns the
- * function that stops watching.
- */
-export const kWatchTopology = Symbol('redloop.cluster.watchTopology');
 
 export interface ClusterStats {
   /** MOVED replies followed. */
