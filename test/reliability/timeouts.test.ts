@@ -239,7 +239,7 @@ describe('reliability: timeouts', function () {
       try {
         const conn = loop.connect(server.url);
         const err = await rejection(loop.massInsert(conn, [['SET', 'k', 'v']], { timeout: TOO_LONG }));
-        expect(err).to.be.instanceOf(TypeError);
+        expect(err).to.be.instanceOf(ConfigError); // a bad option value, as connect()'s
         expect(err!.message).to.match(/at most 2147483647/);
       } finally {
         await loop.close();
