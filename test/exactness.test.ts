@@ -8,6 +8,7 @@ import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
 import { ProtocolError } from '../lib/base/errors.js';
 import { encodeCommand, startRedis, type RedisServer } from '../harness/index.js';
 import { rejection } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
@@ -16,13 +17,7 @@ describe('exactness: numbers as arguments', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(() => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(() => loop.close());
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false });
 
   it('stores 2**62 as 4611686018427387904, not as JavaScript prints it', async () => {
     await loop.sendCommand(conn, 'SET', 'n62', 2 ** 62);
@@ -93,13 +88,7 @@ describe('exactness: error replies inside arrays', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(() => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(() => loop.close());
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false });
 
   it('EXEC: the failed command\'s slot holds a ReplyError with code and command, the others their replies', async () => {
     await loop.sendCommand(conn, 'SET', 'str', 'x');

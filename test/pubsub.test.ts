@@ -1,9 +1,10 @@
 // Pub/sub on a server: order and binary payloads, events and for await, add/remove, a server
 // killed and restarted under a subscription, backpressure, and ordinary commands alongside.
 import { expect } from 'chai';
-import { ConfigError, EventLoop, Future, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
-import { startRedis, type RedisServer } from '../harness/index.js';
+import { ConfigError, Future, type EventLoop, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
+import type { RedisServer } from '../harness/index.js';
 import { expectQuietLoopClose, waitUntil, within } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 function onceEvent(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {
   return within(new Promise<unknown[]>((resolve) => sub.once(event, (...args: unknown[]) => resolve(args))), ms, `'${event}' on the subscription`);
@@ -14,14 +15,7 @@ describe('pub/sub on a server', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(() => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false });
 
   it('loop.close() right after subscribe() (nothing confirmed yet): close resolves, ready rejects, nothing thrown', async () => {
     const sub = loop.subscribe(conn, ['news']);

@@ -4,8 +4,9 @@
 // SCAN in flight.
 import { expect } from 'chai';
 import { ConfigError, EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
-import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
+import { startCluster, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
 import { within } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -17,15 +18,7 @@ describe('SCAN iterators on a server', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    await server.command('FLUSHALL');
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f));
 
   it('returns every key, with MATCH and TYPE filters, item by item and in batches', async () => {
     const n = 20_000;
