@@ -1,9 +1,10 @@
 // Pub/sub on a real Redis Cluster: channels on any node (the cluster broadcasts), sharded
 // channels on the owner of their slot, following a slot migration and a failover by themselves.
 import { expect } from 'chai';
-import { EventLoop, keySlot, type Cluster, type Subscription } from '../lib/index.js';
-import { startCluster, type RedisCluster } from '../harness/index.js';
+import { keySlot, type Cluster, type EventLoop, type Subscription } from '../lib/index.js';
+import type { RedisCluster } from '../harness/index.js';
 import { expectQuietLoopClose, waitUntil, within } from './support/helpers.js';
+import { clusterAndLoopPerTest } from './support/fixtures.js';
 
 function nextMessage(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {
   return within(new Promise<unknown[]>((resolve) => sub.once(event, (...args: unknown[]) => resolve(args))), ms, `'${event}' on the subscription`);
@@ -14,15 +15,7 @@ describe('pub/sub on a cluster', function () {
   let cluster: RedisCluster;
   let loop: EventLoop;
   let c: Cluster;
-
-  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
-  after(() => cluster?.stop());
-  beforeEach(async () => {
-    loop = new EventLoop();
-    c = loop.cluster([cluster.seedUrl]);
-    await c.whenReady();
-  });
-  afterEach(async () => { await loop.close(); });
+  clusterAndLoopPerTest((f) => ({ cluster, loop, c } = f));
 
   it('loop.close() with a subscription still open ends it quietly: close resolves, for await ends, no error', async () => {
     const sub = loop.subscribe(c, ['news'], { patterns: ['n*'], sharded: ['orders:{7}'] });

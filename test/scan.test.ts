@@ -4,9 +4,9 @@
 // SCAN in flight.
 import { expect } from 'chai';
 import { ConfigError, EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
-import { startCluster, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
+import { startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
 import { within } from './support/helpers.js';
-import { serverAndLoopPerTest } from './support/fixtures.js';
+import { clusterAndLoopPerTest, serverAndLoopPerTest } from './support/fixtures.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -160,16 +160,7 @@ describe('SCAN iterators on a cluster', function () {
   let cluster: RedisCluster;
   let loop: EventLoop;
   let c: Cluster;
-
-  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
-  after(() => cluster?.stop());
-  beforeEach(async () => {
-    loop = new EventLoop();
-    c = loop.cluster([cluster.seedUrl]);
-    await c.whenReady();
-    await Promise.all(c.masterConnections.map((m) => loop.sendCommand(m, 'FLUSHALL')));
-  });
-  afterEach(async () => { await loop.close(); });
+  clusterAndLoopPerTest((f) => ({ cluster, loop, c } = f), { flush: true });
 
   it('sees every one of 1M keys spread over 3 masters', async () => {
     const n = 1_000_000;
