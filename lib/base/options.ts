@@ -262,8 +262,8 @@ function shown(v: unknown): string {
 
 /** Merges user options over loop defaults over built-in defaults, and validates the result. */
 export function resolveOptions(user: string | ConnectionOptions, loopDefaults: ConnectionOptions = {}): ResolvedOptions {
-  if (typeof user !== 'string' && (user === null || typeof user !== 'object')) {
-    throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : typeof user}`);
+  if (typeof user !== 'string' && (user === null || typeof user !== 'object' || Array.isArray(user))) {
+    throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : Array.isArray(user) ? 'an array' : typeof user}`);
   }
   for (const source of [loopDefaults, user]) {
     if (typeof source === 'string') continue;

@@ -152,6 +152,8 @@ describe('reliability: bad input', function () {
       [{ url: 42 }, /url must be a string/],
       [42, /connect\(\) takes a URL string or an options object, got number/],
       [null, /connect\(\) takes a URL string or an options object, got null/],
+      [[], /connect\(\) takes a URL string or an options object, got an array/],
+      [['redis://127.0.0.1:6379'], /connect\(\) takes a URL string or an options object, got an array/],
     ];
     for (const [options, message] of cases) {
       expect(() => loop.connect(options as never), JSON.stringify(options)).to.throw(ConfigError, message);
@@ -159,6 +161,12 @@ describe('reliability: bad input', function () {
     expect(() => new EventLoop({ bogus: 1 } as never)).to.throw(ConfigError, /unknown option "bogus"/);
     expect(() => new EventLoop({ reconnect: { retries: 1 } } as never)).to.throw(ConfigError, /unknown reconnect option "retries"/);
     expect(loop.connections).to.have.length(1); // nothing was opened for the bad ones
+  });
+
+  it('cluster() given one URL instead of an array of seeds says so', () => {
+    expect(() => loop.cluster('redis://127.0.0.1:7000' as never)).to.throw(ConfigError, /cluster\(\) takes an array of seeds: loop\.cluster\(\['redis:\/\/127\.0\.0\.1:7000'\]\)/);
+    expect(() => loop.cluster('redis://:secret@127.0.0.1:7000' as never)).to.throw(ConfigError, /loop\.cluster\(\['redis:\/\/host:port'\]\)/);
+    expect(loop.connections).to.have.length(1);
   });
 
   it('takes a port given as a string of digits, as a URL or an environment variable gives it', () => {
