@@ -271,6 +271,24 @@ describe('reliability: timeouts', function () {
       }
     });
 
+    it('a cluster whose seed never answers CLUSTER SHARDS rejects the waiting commands at the first failed read past connectTimeout', async () => {
+      const fake = await startFakeServer({ onCommand: (cmd) => (cmd[0]!.toUpperCase() === 'CLUSTER' ? null : undefined) });
+      const loop = new EventLoop();
+      loop.on('error', () => {});
+      try {
+        const cluster = loop.cluster([`redis://127.0.0.1:${fake.port}`], { connectTimeout: 100 });
+        const r = await within(outcome(loop.sendCommand(cluster, 'GET', 'k')), 10_000, 'the waiting command');
+        expect(!r.ok && r.error instanceof ConnectionClosedError && !r.error.written, String(errorOf(r))).to.equal(true);
+        expect(errorOf(r).message).to.match(/no seed of the cluster answered CLUSTER SHARDS within 100ms \(connectTimeout\)/);
+        // Before, the clock started at the first failed read (2 s in): the second one rejected.
+        const reads = fake.clients.flatMap((c) => c.commands).filter((c) => c[0]!.toUpperCase() === 'CLUSTER');
+        expect(reads).to.have.length(1);
+      } finally {
+        loop.disconnect();
+        await fake.close();
+      }
+    });
+
     it('fires when a TLS server never finishes the TLS handshake', async () => {
       const fake = await startFakeServer({ onData: () => {} }); // plain TCP: never answers the ClientHello
       const loop = new EventLoop();
