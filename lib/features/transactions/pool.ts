@@ -7,17 +7,20 @@
  * A connection goes back to the pool clean, or not at all: after a callback that threw, left a
  * WATCH, or left replies in flight, UNWATCH (and DISCARD after a throw) go out behind whatever it
  * sent; a connection that does not answer them in time, or is not ready, is destroyed instead of
- * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order.
+ * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order,
+ * for at most acquireTimeout.
  */
 import type { Connection } from '../../connection/connection.js';
 import { Future, type UnobservedErrorSink } from '../../core/future.js';
 import type { ConnectionOptions } from '../../base/options.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ClientStateError, ReplyError, RoutingError, TransactionRetryError } from '../../base/errors.js';
+import { ClientStateError, ReplyError, RoutingError, TimeoutError, TransactionRetryError } from '../../base/errors.js';
+import { MAX_TIMER_MS } from '../../base/options.js';
 import { ask } from '../../routing/ask.js';
 import { SlotRouter } from '../../routing/router.js';
 import { multi, type BlockCommand } from '../multi.js';
+import { backoffDelay, keyIdentity, KeyQueues } from './key-queue.js';
 
 /** What lending needs from the loop (the EventLoop, without importing it). */
 export interface Lender extends UnobservedErrorSink {
@@ -31,15 +34,31 @@ export interface LendOptions {
    * Read when a node's pool is first made. Default 4.
    */
   poolSize?: number;
+  /**
+   * ms a caller waits for a connection of the pool when all are lent, before it rejects with a
+   * TimeoutError (0 for no limit). Default 10000.
+   */
+  acquireTimeout?: number;
 }
 
 export interface TransactionOptions extends LendOptions {
-  /** How many times the callback runs while EXEC keeps answering null (a WATCHed key changed). Default 16. */
+  /**
+   * How many times the callback may run while EXEC answers null because a writer outside this
+   * loop changed a WATCHed key; then TransactionRetryError. Transactions of this loop naming the
+   * same key on the same node never abort each other (they run one after another). Default 16.
+   */
   maxAttempts?: number;
+  /** ms: the first retry after an abort waits up to this long (jittered), doubling per abort. Default 5. */
+  backoffBase?: number;
+  /** ms: the longest a retry waits after an abort, before jitter. Default 500. */
+  backoffMax?: number;
 }
 
 const DEFAULT_POOL_SIZE = 4;
+const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_ATTEMPTS = 16;
+const DEFAULT_BACKOFF_BASE_MS = 5;
+const DEFAULT_BACKOFF_MAX_MS = 500;
 /** How long cleaning a returned connection may take before it is destroyed instead. */
 const CLEAN_TIMEOUT_MS = 2000;
 
@@ -48,18 +67,25 @@ interface LentState {
   watching: boolean;
 }
 
+interface PoolWaiter {
+  resolve: (c: Connection) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 class NodePool {
   private readonly idle: Connection[] = [];
-  private readonly waiters: Array<{ resolve: (c: Connection) => void; reject: (e: Error) => void }> = [];
+  private readonly waiters: PoolWaiter[] = [];
   /** Connections of this pool that exist: lent plus idle. Never above `limit`. */
   size = 0;
   /** Most connections lent at once so far (for tests and tuning). */
   peak = 0;
   private lent = 0;
 
-  constructor(private readonly lender: Lender, private readonly options: ConnectionOptions, readonly limit: number) {}
+  constructor(private readonly lender: Lender, private readonly options: ConnectionOptions, readonly limit: number, readonly address: string) {}
 
-  acquire(): Promise<Connection> {
+  /** A connection: an idle one, a new one below the limit, or the next one returned within `timeoutMs` (0: no limit). */
+  acquire(timeoutMs = 0): Promise<Connection> {
     while (this.idle.length !== 0) {
       const conn = this.idle.pop()!;
       if (conn.state !== 'closed') return Promise.resolve(this.lend(conn));
@@ -75,7 +101,24 @@ class NodePool {
       this.size++;
       return Promise.resolve(this.lend(conn));
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const w: PoolWaiter = { resolve, reject, timer: undefined };
+      if (timeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i !== -1) this.waiters.splice(i, 1);
+          reject(new TimeoutError(`no connection of the lending pool to ${this.address} came free within ${timeoutMs}ms (acquireTimeout): ` +
+            `all ${this.limit} are lent (poolSize); raise poolSize or acquireTimeout, or hold lent connections for less time`));
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  private nextWaiter(): PoolWaiter | undefined {
+    const w = this.waiters.shift();
+    if (w?.timer !== undefined) clearTimeout(w.timer);
+    return w;
   }
 
   private lend(conn: Connection): Connection {
@@ -90,11 +133,11 @@ class NodePool {
     if (!clean || conn.state === 'closed') {
       if (conn.state !== 'closed') conn.disconnect('a lent connection could not be cleaned after use');
       this.size--;
-      const w = this.waiters.shift();
+      const w = this.nextWaiter();
       if (w !== undefined) this.acquire().then(w.resolve, w.reject);
       return;
     }
-    const w = this.waiters.shift();
+    const w = this.nextWaiter();
     if (w !== undefined) w.resolve(this.lend(conn));
     else this.idle.push(conn);
   }
@@ -112,7 +155,7 @@ function poolFor(lender: Lender, shared: Connection, options: LendOptions | unde
   if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`poolSize must be a positive integer, got ${String(limit)}`);
   let pool = pools.get(id);
   if (pool === undefined) {
-    pool = new NodePool(lender, { ...o, readOnly: false }, limit);
+    pool = new NodePool(lender, { ...o, readOnly: false }, limit, shared.address);
     pools.set(id, pool);
   }
   return pool;
@@ -151,22 +194,45 @@ async function clean(conn: Connection, discard: boolean): Promise<boolean> {
   }
 }
 
+const keyQueuesOf = new WeakMap<object, KeyQueues>();
+
+function acquireTimeoutOf(options: LendOptions | undefined): number {
+  const t = options?.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT_MS;
+  if (typeof t !== 'number' || !(t >= 0) || t > MAX_TIMER_MS) throw new TypeError(`acquireTimeout must be a number of ms from 0 (no limit) to ${MAX_TIMER_MS}, got ${String(t)}`);
+  return t;
+}
+
 async function lend<T>(
   lender: Lender, target: CommandTarget, key: Arg | null, options: LendOptions | undefined,
   body: (conn: Connection, state: LentState) => Promise<T>, alwaysClean: boolean,
+  /** Callers of this loop with the same key on the same node take turns (transactions). */
+  queueByKey: boolean,
 ): Promise<T> {
   if (target?.loop !== lender) throw new TypeError('target must be a Connection, a cluster or a shard set of this loop');
+  const acquireTimeout = acquireTimeoutOf(options);
   const pool = poolFor(lender, await sharedConnection(target, key), options);
-  const conn = await pool.acquire();
-  const state: LentState = { watching: false };
-  let threw = true;
+  let turn: string | undefined;
+  let queues: KeyQueues | undefined;
+  if (queueByKey && key !== null && key !== undefined) {
+    queues = keyQueuesOf.get(lender);
+    if (queues === undefined) keyQueuesOf.set(lender, queues = new KeyQueues());
+    turn = `${pool.address}\0${keyIdentity(key)}`;
+    await queues.enter(turn);
+  }
   try {
-    const result = await body(conn, state);
-    threw = false;
-    return result;
+    const conn = await pool.acquire(acquireTimeout);
+    const state: LentState = { watching: false };
+    let threw = true;
+    try {
+      const result = await body(conn, state);
+      threw = false;
+      return result;
+    } finally {
+      const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
+      pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
+    }
   } finally {
-    const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
-    pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
+    if (turn !== undefined) queues!.leave(turn);
   }
 }
 
@@ -178,7 +244,7 @@ async function lend<T>(
  */
 export function withConnection<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (conn: Connection) => T | Promise<T>, options?: LendOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('withConnection(target, key, fn): fn must be a function'));
-  return lend(lender, target, key, options, async (conn) => fn(conn), true);
+  return lend(lender, target, key, options, async (conn) => fn(conn), true, false);
 }
 
 /** The handle a transaction's callback gets: commands on its dedicated connection. */
@@ -227,21 +293,30 @@ export class Transaction {
 }
 
 /**
- * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`; when
- * its exec() answers null (a WATCHed key changed) `fn` runs again, up to maxAttempts, then
+ * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`.
+ * Transactions of this loop that name the same key on the same node run one after another, so
+ * they never abort each other. When exec() answers null (a writer outside the loop changed a
+ * WATCHed key) `fn` runs again after a jittered backoff, up to maxAttempts runs, then
  * TransactionRetryError. Resolves to what the last run of `fn` returned.
  */
 export function transaction<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('transaction(target, key, fn): fn must be a function'));
   const maxAttempts = options?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new TypeError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
+  const base = options?.backoffBase ?? DEFAULT_BACKOFF_BASE_MS;
+  const max = options?.backoffMax ?? DEFAULT_BACKOFF_MAX_MS;
+  for (const [name, v] of [['backoffBase', base], ['backoffMax', max]] as const) {
+    if (typeof v !== 'number' || !(v >= 0) || v > MAX_TIMER_MS) return Promise.reject(new TypeError(`${name} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(v)}`));
+  }
   return lend(lender, target, key, options, async (conn, state) => {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       const tx = new Transaction(lender, conn, attempt, state);
       const result = await fn(tx);
       if (!tx.aborted) return result;
+      if (attempt >= maxAttempts) throw new TransactionRetryError(maxAttempts);
       if (conn.state === 'closed') throw new ClientStateError('transaction: its dedicated connection closed');
+      const delay = backoffDelay(attempt, base, max);
+      if (delay >= 1) await new Promise((resolve) => setTimeout(resolve, delay));
     }
-    throw new TransactionRetryError(maxAttempts);
-  }, false);
+  }, false, true);
 }
