@@ -82,6 +82,8 @@ export interface ClusterStats {
   refreshes: number;
   /** Commands split per slot (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
   split: number;
+  /** Commands that waited behind a moved slot's fence for the old owner's in-flight ones. */
+  fenced: number;
 }
 
 const ASKING = encodeCommand('ASKING', []) as string;
@@ -91,6 +93,8 @@ const DOWN_POLL_MS = 250;
 const REPLICA_POLL_MS = 1000;
 /** Longest a slot's new commands wait behind the old owner's in-flight ones (see fence()). */
 const FENCE_MS = 5000;
+/** How often a graceful close looks again for commands still on their way (see settle()). */
+const SETTLE_POLL_MS = 5;
 
 class ClusterNode {
   conn: Connection | undefined;
@@ -127,6 +131,8 @@ class ClusterSink implements ReplySink {
   rejectReply(err: Error): void { this.cluster.onFailure(this, err); }
 }
 
+const unsettled = (s: ClusterSink): boolean => !s.user.settled;
+
 export class Cluster extends SlotRouter {
   readonly loop: unknown;
   protected readonly kind = 'cluster';
@@ -161,7 +167,11 @@ export class Cluster extends SlotRouter {
   /** Made only for a caller of whenReady(), so a failure always has a listener. */
   private ready: DeferredPromise<void> | undefined;
   private discoveryFailingSince = 0;
-  private readonly counters: ClusterStats = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, refreshes: 0, split: 0 };
+  private readonly counters: ClusterStats = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, refreshes: 0, split: 0, fenced: 0 };
+  /** Commands on a TRYAGAIN or CLUSTERDOWN retry timer. */
+  private retrying = 0;
+  /** Connections this map no longer uses, closing gracefully: what they still answer may redirect. */
+  private readonly retiring = new Set<Connection>();
 
   /** @internal use loop.cluster() */
   constructor(owner: ClusterOwner, seeds: ReadonlyArray<string | ConnectionOptions>, options: ClusterOptions = {}) {
@@ -285,7 +295,7 @@ export class Cluster extends SlotRouter {
     if (this.fences.size !== 0) {
       const held = this.fences.get(slot);
       if (held !== undefined) {
-        held.push(s);
+        this.holdAtFence(held, s);
         return;
       }
     }
@@ -376,7 +386,7 @@ export class Cluster extends SlotRouter {
           // Multi-key command during a migration with keys on both sides: wait a moment.
           if (++s.redirections > this.maxRedirections) break;
           this.counters.tryAgain++;
-          setTimeout(() => this.resend(s), 10 * s.redirections);
+          this.retryLater(s, 10 * s.redirections, 'to retry after TRYAGAIN');
           return;
         }
         case 'CLUSTERDOWN': {
@@ -388,7 +398,7 @@ export class Cluster extends SlotRouter {
           }
           this.counters.clusterDown++;
           this.refresh();
-          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, ++s.redirections)));
+          this.retryLater(s, Math.min(1000, 50 * 2 ** Math.min(5, ++s.redirections)), 'to retry after CLUSTERDOWN');
           return;
         }
       }
@@ -415,8 +425,25 @@ export class Cluster extends SlotRouter {
     s.user.rejectReply(err);
   }
 
+  /** Sends `s` again after `ms` (TRYAGAIN, CLUSTERDOWN); its timeout holds meanwhile. */
+  private retryLater(s: ClusterSink, ms: number, where: string): void {
+    this.retrying++;
+    this.heldDeadlines.hold(s.user, where);
+    setTimeout(() => {
+      this.retrying--;
+      this.resend(s);
+    }, ms);
+  }
+
+  private holdAtFence(held: ClusterSink[], s: ClusterSink): void {
+    this.counters.fenced++;
+    held.push(s);
+    this.heldDeadlines.hold(s.user, `behind the move of slot ${s.slot} (for the old owner's earlier commands to come back)`);
+  }
+
   /** Sends a command again to whoever owns its slot now. */
   private resend(s: ClusterSink): void {
+    this.heldDeadlines.release(s.user);
     if (s.user.settled) return;
     if (this.closed) {
       s.user.rejectReply(this.closedError(s.command));
@@ -428,7 +455,7 @@ export class Cluster extends SlotRouter {
       return;
     }
     const held = this.fences.size !== 0 ? this.fences.get(s.slot) : undefined;
-    if (held !== undefined) held.push(s);
+    if (held !== undefined) this.holdAtFence(held, s);
     else this.write(this.connFor(owner, s.flags), s);
   }
 
@@ -462,6 +489,7 @@ export class Cluster extends SlotRouter {
   private waitForMap(s: ClusterSink): void {
     if (s.downSince === 0) s.downSince = Date.now();
     this.waitingForMap.push(s);
+    this.heldDeadlines.hold(s.user, `for a node to serve slot ${s.slot}`);
     this.refresh();
     this.pollWhileDown();
   }
@@ -637,7 +665,29 @@ export class Cluster extends SlotRouter {
 
   private retire(conn: Connection): void {
     this.nodeOfConn.delete(conn);
-    conn.close().catch(() => {});
+    this.retiring.add(conn);
+    conn.close().catch(() => {}).then(() => this.retiring.delete(conn));
+  }
+
+  /** Whether a command sent through this cluster may still be on its way (waiting here or in a node's FIFO). */
+  private get busy(): boolean {
+    if (this.retrying !== 0 || this.parkedUnsettled || this.waitingForMap.some(unsettled)) return true;
+    for (const held of this.fences.values()) if (held.some(unsettled)) return true;
+    for (const conn of this.nodeOfConn.keys()) if (conn.state !== 'closed' && (conn.pendingReplies !== 0 || conn.stats.offlineQueued !== 0)) return true;
+    for (const conn of this.retiring) if (conn.state !== 'closed' && conn.pendingReplies !== 0) return true;
+    return false;
+  }
+
+  /**
+   * @internal For loop.close(), which is graceful: resolves once every command sent through
+   * this cluster has its outcome, following the redirections that come back meanwhile (a MOVED
+   * for a command written before close(), a command behind a moved slot's fence or on a
+   * TRYAGAIN timer), as a connection's close sees through what it had queued. Each wait is
+   * bounded as it always is: commandTimeout, maxRedirections, clusterDownTimeout.
+   */
+  override async settle(): Promise<void> {
+    await this.settleParked();
+    while (!this.closed && this.busy) await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
   }
 
   /** While a master's connection is down or commands wait for a map, read it again soon. */
@@ -700,6 +750,7 @@ export class Cluster extends SlotRouter {
     for (const s of this.waitingForMap.splice(0)) s.user.rejectReply(this.closedError(s.command));
     for (const held of this.fences.values()) for (const s of held) if (!s.user.settled) s.user.rejectReply(this.closedError(s.command));
     this.fences.clear();
+    this.heldDeadlines.clear();
     this.ready?.reject(new ClientStateError('this cluster was closed'));
     this.ready = undefined;
   }
