@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { Connection } from '../../connection/connection.js';
+import { kSubmitUnanswered } from '../../base/internal.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { CommandTarget } from '../../connection/target.js';
@@ -34,7 +35,11 @@ import { SlotRouter } from '../../routing/router.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
 import Denque from 'denque';
-import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import {
+  ClientStateError, isRedirect, isUnwritten, MassInsertError, ReplyError, RoutingError, TimeoutError,
+  type MassInsertFailure, type MassInsertReport,
+} from '../../base/errors.js';
+export { MassInsertError, type MassInsertFailure, type MassInsertReport };
 import { keySlot } from '../../routing/slot.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
@@ -98,53 +103,6 @@ export interface MassInsertOptions {
    * for a byte stream (e.g. process.stdin), 'commands' for anything else.
    */
   input?: 'commands' | 'resp';
-}
-
-export interface MassInsertFailure {
-  /** 0-based position of the command in the source. */
-  index: number;
-  /** The error's class: ReplyError (the server said no), TypeError (bad arguments, never sent), ConnectionClosedError... */
-  name: string;
-  message: string;
-}
-
-export interface MassInsertReport {
-  /** Commands written to the server. */
-  sent: number;
-  /** Replies read (error replies included; 0 with replies: 'off'). */
-  replies: number;
-  errors: {
-    /** Every failure, listed or not. */
-    count: number;
-    /** The first `maxErrors` failures by command index. */
-    first: MassInsertFailure[];
-  };
-  elapsedMs: number;
-  /** 'off' when the server sent no replies, so its errors are not in `errors`. */
-  replyMode: 'on' | 'off';
-  /** RESP input: bytes read from the source. */
-  bytesIn?: number;
-  /**
-   * Cluster targets: redirections followed during the load (each command was sent again to
-   * the node the reply named). These are the cluster's own counters, so commands that others
-   * sent on the same cluster meanwhile count too.
-   */
-  redirections?: { moved: number; ask: number; tryAgain: number };
-}
-
-/**
- * massInsert stopped before the end of its source: the source failed (its own error, or
- * malformed input), the connection was closed for good, or the timeout passed. `cause` says
- * which; `report` counts what was sent and answered until then (every reply to what was sent
- * has been read, except after a timeout).
- */
-export class MassInsertError extends RedloopError {
-  override name = 'MassInsertError';
-  readonly report: MassInsertReport;
-  constructor(message: string, report: MassInsertReport, cause: Error) {
-    super(message, { cause });
-    this.report = report;
-  }
 }
 
 const DEFAULT_MAX_ERRORS = 100;
@@ -370,8 +328,7 @@ class NodeTally implements ReplySink {
 
 /** A reply or failure that means "not here": the cluster must send the command again. */
 function mustReroute(err: Error): boolean {
-  if (err instanceof ReplyError) return err.code === 'MOVED' || err.code === 'ASK' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN';
-  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+  return isRedirect(err) || isUnwritten(err);
 }
 
 /**
@@ -388,7 +345,7 @@ class Lanes {
       this.own.set(m, this.loop.connect({ ...m.resolvedOptions, reconnect: false, readOnly: false }));
     }
     await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
-    for (const c of this.connections) c.submitUnanswered(REPLY_OFF);
+    for (const c of this.connections) c[kSubmitUnanswered](REPLY_OFF);
   }
 
   /** massInsert's connection to the master of `key`; undefined if that master is new since the start. */
@@ -493,7 +450,7 @@ class MassInsert {
         this.conn = dedicated;
         this.dest = dedicated;
         await this.loop.sendCommand(dedicated, 'PING');
-        dedicated.submitUnanswered(REPLY_OFF);
+        dedicated[kSubmitUnanswered](REPLY_OFF);
       } else if (this.conn !== undefined && this.conn.state !== 'ready') {
         // Wait for the handshake here rather than fill the offline queue past its limit.
         await this.loop.sendCommand(this.conn, 'PING');
@@ -679,7 +636,7 @@ class MassInsert {
       return;
     }
     if (this.off) {
-      this.conn!.submitUnanswered(encoded);
+      this.conn![kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }
@@ -707,7 +664,7 @@ class MassInsert {
     if (conn.state !== 'ready') await this.loop.sendCommand(conn, 'PING');
     this.turnBytes += bytes.length;
     if (this.off) {
-      conn.submitUnanswered([bytes]);
+      conn[kSubmitUnanswered]([bytes]);
       this.index += count;
       this.sent += count;
       return;
@@ -755,7 +712,7 @@ class MassInsert {
           : `${name}: the slot of its key moved to a master that was not in the cluster when the load began; with replies: 'off' it cannot be followed`));
         return;
       }
-      lane.submitUnanswered(encoded);
+      lane[kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }

@@ -15,9 +15,10 @@ import { EventEmitter } from 'eventemitter3';
 import Denque from 'denque';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
+import { kSetPushHandler, kSetReading, kSubmitUnanswered } from '../../base/internal.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import type { ConnectionOptions } from '../../base/options.js';
-import { ClientStateError, ReplyError, RoutingError } from '../../base/errors.js';
+import { ClientStateError, isRedirect, ReplyError, RoutingError } from '../../base/errors.js';
 
 export type Channel = string | Buffer;
 
@@ -119,7 +120,7 @@ class SubConn implements PushHandler {
   everReady = false;
 
   constructor(readonly sub: Subscription, readonly conn: Connection, readonly address: string) {
-    conn.setPushHandler(this);
+    conn[kSetPushHandler](this);
   }
 
   get empty(): boolean {
@@ -163,7 +164,7 @@ class SubConn implements PushHandler {
     const groups = kind === 's' ? keys.map((k) => [k]) : [keys];
     for (const group of groups) {
       const channels = group.map((k) => this.sub.channelOf(kind, k));
-      this.conn.submitUnanswered(encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
+      this.conn[kSubmitUnanswered](encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
       this.inflight.push({ kind, sub, keys: group, left: group.length });
       for (const key of group) (sub ? this.pendingSub : this.pendingUnsub)[kind].add(key);
     }
@@ -207,7 +208,7 @@ class SubConn implements PushHandler {
     if (head === undefined) return;
     for (const key of head.keys) (head.sub ? this.pendingSub : this.pendingUnsub)[head.kind].delete(key);
     const err = new ReplyError(message, head.sub ? SUB_CMD[head.kind] : UNSUB_CMD[head.kind]);
-    if (head.kind === 's' && (err.code === 'MOVED' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN')) {
+    if (head.kind === 's' && isRedirect(err)) {
       for (const key of head.keys) this.sub.channelMoved(key);
       return;
     }
@@ -569,7 +570,7 @@ export class Subscription extends EventEmitter {
 
   private setPaused(on: boolean): void {
     this.paused = on;
-    for (const sc of this.subConns()) sc.conn.setReading(!on);
+    for (const sc of this.subConns()) sc.conn[kSetReading](!on);
   }
 
   /** Messages read but not yet taken by the async iterator. */
