@@ -10,7 +10,7 @@
  * bigInt, peekHead), and in push mode hands what no command waits for to the push handler.
  */
 import Denque from 'denque';
-import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
+import { ReplyDecoder, type PushMessageKind, type ReplyHandler } from '../protocol/decoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
 import { ProtocolError, ReplyError, TimeoutError } from '../base/errors.js';
 
@@ -21,8 +21,11 @@ import { ProtocolError, ReplyError, TimeoutError } from '../base/errors.js';
  */
 export interface PushHandler {
   onPush(reply: unknown): void;
-  /** A 'message' push, without its array (the decoder's fast path); onPush gets it otherwise. */
-  onMessage?(channel: unknown, message: unknown): void;
+  /**
+   * A 'message', 'pmessage' or 'smessage' push, without its array (the decoder's fast path;
+   * `pattern` for a pmessage); onPush gets it otherwise.
+   */
+  onMessage?(channel: unknown, message: unknown, kind: PushMessageKind, pattern: unknown): void;
   onPushError(message: string): void;
 }
 
@@ -159,14 +162,15 @@ export class ReplyQueue implements ReplyHandler {
     this.fifo.peekFront()?.onReplyHead?.(first);
   }
 
-  /** From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
-  onPushMessage(channel: unknown, message: unknown): void {
+  /** From the decoder in push mode: a message push, as onReply would get it but with no array. */
+  onPushMessage(channel: unknown, message: unknown, kind: PushMessageKind, pattern: unknown): void {
     // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
     if (this.fifo.length !== 0 || this.pushHandler?.onMessage === undefined) {
-      this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      const type = this.decoder.returnBuffers ? Buffer.from(kind) : kind;
+      this.onReply(kind === 'pmessage' ? [type, pattern, channel, message] : [type, channel, message]);
       return;
     }
-    this.pushHandler.onMessage(channel, message);
+    this.pushHandler.onMessage(channel, message, kind, pattern);
   }
 
   // ---------------------------------------------------------------- modes

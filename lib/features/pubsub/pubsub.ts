@@ -199,8 +199,8 @@ class SubConn implements PushHandler {
     this.sub.changed(this);
   }
 
-  onMessage(channel: unknown, message: unknown): void {
-    this.sub.deliver('message', channel, message, undefined);
+  onMessage(channel: unknown, message: unknown, kind: 'message' | 'pmessage' | 'smessage', pattern: unknown): void {
+    this.sub.deliver(kind, channel, message, pattern);
   }
 
   onPushError(message: string): void {
