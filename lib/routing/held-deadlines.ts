@@ -24,7 +24,13 @@ export class HeldDeadlines {
 
   /** `sink` left the router (written to a connection, which times it out from now on). */
   release(sink: ReplySink): void {
-    if (this.held.size !== 0) this.held.delete(sink);
+    if (this.held.size === 0) return;
+    this.held.delete(sink);
+    // Nothing left to time out: the timer must not keep the process alive for nothing.
+    if (this.held.size === 0 && this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
   }
 
   /** Held sinks that are not settled yet. */
