@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { EventLoop, TimeoutError, keySlot, type Cluster } from '../lib/index.js';
 import { startCluster, type ClusterNode, type RedisCluster } from '../harness/index.js';
-import { errorOf, outcome } from './reliability/helpers.js';
+import { errorOf, outcome } from './support/helpers.js';
 
 describe('cluster: graceful close and command timeouts where commands wait', function () {
   let cluster: RedisCluster;
