@@ -5,6 +5,7 @@
  * the server could not run it atomically either.
  */
 import type { ReplySink } from '../base/reply-sink.js';
+import type { CommandMessage } from '../base/channels.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 
 type SplitKind = 'mget' | 'mset' | 'count';
@@ -94,6 +95,7 @@ class SplitPartSink implements ReplySink {
   get deadline(): number { return this.merge.sink.deadline; }
   set deadline(ms: number) { this.merge.sink.deadline = ms; }
   get settled(): boolean { return this.settledHere || this.merge.done || this.merge.sink.settled; }
+  get trace(): CommandMessage | undefined { return this.merge.sink.trace; }
   resolveReply(reply: unknown): void {
     if (this.settledHere) return;
     this.settledHere = true;

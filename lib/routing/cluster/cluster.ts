@@ -20,6 +20,7 @@ import { CommandFlag, CommandTable } from '../commands.js';
 import { SLOT_COUNT, keySlot } from '../slot.js';
 import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseClusterShards, parseClusterSlots, parseRedirect, type NodeAddress, type TopologyShard } from './topology.js';
+import { redirectChannel, topologyChannel, type CommandMessage, type RedirectMessage, type TopologyMessage } from '../../base/channels.js';
 
 export type ReadFrom = 'master' | 'replica' | 'prefer-replica';
 
@@ -123,6 +124,7 @@ class ClusterSink implements ReplySink {
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
+  get trace(): CommandMessage | undefined { return this.user.trace; }
   resolveReply(reply: unknown): void { this.user.resolveReply(reply); }
   rejectReply(err: Error): void { this.cluster.onFailure(this, err); }
 }
@@ -352,6 +354,7 @@ export class Cluster extends SlotRouter {
           const to = parseRedirect(err.message);
           if (to === undefined || ++s.redirections > this.maxRedirections) break;
           const node = this.nodeAt(to);
+          this.redirected(err.code, s, node.key);
           const conn = this.primary(node);
           if (err.code === 'MOVED') {
             this.counters.moved++;
@@ -375,6 +378,7 @@ export class Cluster extends SlotRouter {
         case 'TRYAGAIN': {
           // Multi-key command during a migration with keys on both sides: wait a moment.
           if (++s.redirections > this.maxRedirections) break;
+          this.redirected('TRYAGAIN', s, undefined);
           this.counters.tryAgain++;
           setTimeout(() => this.resend(s), 10 * s.redirections);
           return;
@@ -387,8 +391,10 @@ export class Cluster extends SlotRouter {
             return;
           }
           this.counters.clusterDown++;
+          ++s.redirections;
+          this.redirected('CLUSTERDOWN', s, undefined);
           this.refresh();
-          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, ++s.redirections)));
+          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, s.redirections)));
           return;
         }
       }
@@ -413,6 +419,17 @@ export class Cluster extends SlotRouter {
       return;
     }
     s.user.rejectReply(err);
+  }
+
+  /** Counts a redirection on a traced command and tells `redloop:redirect` (before the map learns the new owner). */
+  private redirected(kind: RedirectMessage['kind'], s: ClusterSink, to: string | undefined): void {
+    const context = s.user.trace;
+    if (context !== undefined) context.redirections++;
+    if (!redirectChannel.hasSubscribers) return;
+    const message: RedirectMessage = {
+      kind, command: s.command, slot: s.slot, from: this.slots[s.slot]?.master.key, to, redirections: s.redirections, context,
+    };
+    redirectChannel.publish(message);
   }
 
   /** Sends a command again to whoever owns its slot now. */
@@ -616,6 +633,13 @@ export class Cluster extends SlotRouter {
     const layout = shards.map((s) => `${s.master.host}:${s.master.port}=${s.slots.map((r) => r.join('-')).join(',')}/${s.replicas.length}`).sort().join(' ');
     if (layout !== this.layout) {
       this.layout = layout;
+      if (topologyChannel.hasSubscribers) {
+        const message: TopologyMessage = {
+          target: 'cluster', change: 'slots',
+          shards: shards.map((sh) => ({ master: this.nodeAt(sh.master).key, slots: sh.slots, replicas: sh.replicas.map((r) => this.nodeAt(r).key) })),
+        };
+        topologyChannel.publish(message);
+      }
       this.owner.emit('topology', this);
     }
     this.releaseParked();
