@@ -9,6 +9,7 @@ import { encodeRepeated, RawPipe } from '../raw.js';
 import { runOnShards, runRedisBenchmark, splitEvenly } from '../redis-benchmark.js';
 import type { Workload } from '../types.js';
 import { checkPipelineResults, expectEvery, fail } from '../verify.js';
+import { traced } from '../traced.js';
 
 const PING = ['PING'];
 const checkPong = (reply: unknown, i: number) => { if (reply !== 'PONG') fail('PING', i, reply, 'PONG'); };
@@ -39,6 +40,20 @@ export const pingPypredis: Workload = {
         },
       };
     }),
+    contestant('redloop-traced', async (ctx) => {
+      const { loop, conns, close } = await openRedloop(ctx.endpoints);
+      return {
+        close,
+        run: () => traced(async () => {
+          const n = ctx.count;
+          const shards = conns.length;
+          const futures = new Array(n);
+          for (let i = 0; i < n; i++) futures[i] = loop.sendCommand(conns[i % shards]!, 'PING');
+          expectEvery(await Future.all(futures), 'PONG', 'PING');
+          return { ops: n };
+        }),
+      };
+    }, { note: 'every command traced: a subscriber on start and asyncEnd (a duration each)' }),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints);
       return {
@@ -113,30 +128,29 @@ export const pingPypredis: Workload = {
 
 /** redloop on one connection: each window of PINGs sent, then awaited with `wait`. */
 function redloopWindows(
-  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser',
+  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser' | 'redloop-traced',
   wait: (futures: Future<string>[]) => Promise<unknown[]>,
   fastPath = true,
 ) {
+  const isTraced = id === 'redloop-traced';
   return contestant(id, async (ctx) => {
     const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
     const conn = conns[0]!;
-    return {
-      close,
-      run: async () => {
-        ReplyDecoder.fastPath = fastPath;
-        try {
-          await inWindows(ctx, async (start, k) => {
-            const futures = new Array<Future<string>>(k);
-            for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
-            expectEvery(await wait(futures), 'PONG', 'PING');
-          });
-        } finally {
-          ReplyDecoder.fastPath = true;
-        }
-        return { ops: ctx.count };
-      },
+    const body = async () => {
+      ReplyDecoder.fastPath = fastPath;
+      try {
+        await inWindows(ctx, async (start, k) => {
+          const futures = new Array<Future<string>>(k);
+          for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
+          expectEvery(await wait(futures), 'PONG', 'PING');
+        });
+      } finally {
+        ReplyDecoder.fastPath = true;
+      }
+      return { ops: ctx.count };
     };
-  }, fastPath ? {} : { note: 'the decoder\'s fast path off: what it is worth' });
+    return { close, run: isTraced ? () => traced(body) : body };
+  }, isTraced ? { note: 'every command traced: a subscriber on start and asyncEnd (a duration each)' } : fastPath ? {} : { note: 'the decoder\'s fast path off: what it is worth' });
 }
 
 export const pingWindows: Workload = {
@@ -165,6 +179,7 @@ export const pingWindows: Workload = {
       return replies;
     }),
     redloopWindows('redloop-redis-parser', (futures) => Future.all(futures), false),
+    redloopWindows('redloop-traced', (futures) => Future.all(futures)),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
       const conn = conns[0]!;
