@@ -19,7 +19,8 @@ import { instrumentRedloop, type RedloopInstrumentation } from '../examples/otel
 const PASSWORD = 'tr4ce-s3cret-pw';
 const OTHER_PASSWORD = 'n3w-s3cret-pw';
 const ALICE_PASSWORD = 'al1ce-s3cret-pw';
-const SECRETS = [PASSWORD, OTHER_PASSWORD, ALICE_PASSWORD];
+const WRONG_PASSWORD = 'wr0ng-s3cret-pw';
+const SECRETS = [PASSWORD, OTHER_PASSWORD, ALICE_PASSWORD, WRONG_PASSWORD];
 
 class OnDemandReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
@@ -210,11 +211,17 @@ describe('tracing: diagnostics channels', function () {
       const wrong = await loop.sendCommand(conn, 'AUTH', 'alice', OTHER_PASSWORD).catch((e: Error) => e);
       expect(wrong).to.be.instanceOf(ReplyError);
       await loop.sendCommand(conn, 'ACL', 'DELUSER', 'alice');
+      // A refused handshake: its attempt fails with an AuthError, which names no password either.
+      loop.on('error', () => {});
+      const refused = loop.connect({ url: server.url, password: WRONG_PASSWORD });
+      await refused.whenClosed();
       await loop.close();
       listening.stop();
 
       const heard = listening.heard;
-      expect(heard.filter((h) => h.channel === `tracing:${CHANNELS.connect}:asyncEnd`)).to.have.length(2);
+      expect(heard.filter((h) => h.channel === `tracing:${CHANNELS.connect}:asyncEnd`)).to.have.length(3);
+      const failed = heard.find((h) => h.channel === `tracing:${CHANNELS.connect}:error`)!.message as ConnectMessage;
+      expect(failed.error!.name).to.equal('AuthError');
       expect(heard.filter((h) => h.channel === `tracing:${CHANNELS.command}:asyncEnd`)).to.have.length(13);
       for (const h of heard) for (const secret of SECRETS) expect(h.text, `${traceArgs}: ${h.channel}`).not.to.include(secret);
       const texts = heard.map((h) => h.text).join('\n');
@@ -261,7 +268,7 @@ describe('tracing: diagnostics channels', function () {
     const conn = loop.connect(server.url);
     await loop.sendCommand(conn, 'PING');
     const ok = listening.heard.find((h) => h.channel === `tracing:${CHANNELS.connect}:start`)!.message as ConnectMessage;
-    expect(ok).to.include({ connectionId: conn.id, address: conn.address, serverAddress: '127.0.0.1', serverPort: server.port, db: 0, tls: false, attempt: 1 });
+    expect(ok).to.include({ connectionId: conn.id, address: conn.address, serverAddress: '127.0.0.1', serverPort: server.port, db: 0, tls: false, attempt: 0 });
     expect(eventsOf(listening.heard, ok, CHANNELS.connect)).to.deep.equal(['start', 'end', 'asyncStart', 'asyncEnd']);
 
     const port = await findFreePort(); // nobody listens there
@@ -270,7 +277,7 @@ describe('tracing: diagnostics channels', function () {
     const down = loop.connect({ port, reconnect: { initialDelay: 10, maxAttempts: 2 } });
     await down.whenClosed();
     const attempts = listening.heard.filter((h) => h.channel === `tracing:${CHANNELS.connect}:start` && (h.message as ConnectMessage).connectionId === down.id);
-    expect(attempts.map((h) => (h.message as ConnectMessage).attempt)).to.deep.equal([1, 2, 3]);
+    expect(attempts.map((h) => (h.message as ConnectMessage).attempt)).to.deep.equal([0, 1, 2]);
     for (const a of attempts) {
       expect(eventsOf(listening.heard, a.message, CHANNELS.connect)).to.deep.equal(['start', 'end', 'error', 'asyncStart', 'asyncEnd']);
       expect((a.message as ConnectMessage).error).to.be.instanceOf(Error);
