@@ -53,7 +53,7 @@ export const pingPypredis: Workload = {
           return { ops: n };
         }),
       };
-    }, { note: 'every command traced: a subscriber on start and asyncEnd (a duration each)' }),
+    }, { note: 'a subscriber on redloop:command: a duration per command' }),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints);
       return {
@@ -150,7 +150,7 @@ function redloopWindows(
       return { ops: ctx.count };
     };
     return { close, run: isTraced ? () => traced(body) : body };
-  }, isTraced ? { note: 'every command traced: a subscriber on start and asyncEnd (a duration each)' } : fastPath ? {} : { note: 'the decoder\'s fast path off: what it is worth' });
+  }, isTraced ? { note: 'a subscriber on redloop:command: a duration per command' } : fastPath ? {} : { note: 'the decoder\'s fast path off: what it is worth' });
 }
 
 export const pingWindows: Workload = {
