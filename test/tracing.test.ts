@@ -9,10 +9,11 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { DataPointType, MeterProvider, MetricReader, type Histogram } from '@opentelemetry/sdk-metrics';
 import {
-  CHANNELS, ConfigError, EventLoop, Future, ReplyError, encodeCommand, keySlot,
+  CHANNELS, ConfigError, EventLoop, Future, ReplyError, keySlot,
   type CommandMessage, type ConnectMessage, type ReconnectMessage, type RedirectMessage, type TopologyMessage, type WriteMessage,
 } from '../lib/index.js';
 import { TracedFuture, traceArgsOf } from '../lib/core/tracing.js';
+import { encodeCommand } from '../lib/protocol/encoder.js';
 import { findFreePort, startCluster, startRedis, type RedisCluster, type RedisServer } from '../harness/index.js';
 import { instrumentRedloop, type RedloopInstrumentation } from '../examples/otel-instrumentation.js';
 
