@@ -189,6 +189,32 @@ describe('tracing: diagnostics channels', function () {
     await loop.sendCommand(conn, 'PING').catch(() => {});
   });
 
+  it('a timed-out command ends once, with its TimeoutError; its late reply ends nothing', async () => {
+    loop = new EventLoop({ password: PASSWORD });
+    const conn = loop.connect(server.url);
+    await loop.sendCommand(conn, 'PING');
+    listening = listenToAll();
+    const err = await loop.send(conn, ['BLPOP', 'traced:empty', '0.3'], { timeout: 50 }).catch((e: Error) => e);
+    expect(err.name).to.equal('TimeoutError');
+    expect(await loop.sendCommand(conn, 'PING')).to.equal('PONG'); // after the late reply, read and dropped
+    const starts = listening.heard.filter((h) => h.channel === `tracing:${CHANNELS.command}:start`).map((h) => h.message as CommandMessage);
+    expect(starts.map((m) => m.command)).to.deep.equal(['BLPOP', 'PING']);
+    expect(eventsOf(listening.heard, starts[0])).to.deep.equal(['start', 'end', 'error', 'asyncStart', 'asyncEnd']);
+    expect(starts[0]!.error).to.equal(err);
+    expect(starts[0]!.written).to.equal(true);
+  });
+
+  it('a shard set: the target kind, and the shard that was written to', async () => {
+    loop = new EventLoop({ password: PASSWORD });
+    const shards = loop.shards([server.url, { url: server.url, db: 1 }]);
+    listening = listenToAll();
+    await Future.all([loop.sendCommand(shards, 'SET', 'a', '1'), loop.sendCommand(shards, 'SET', 'b', '2')]);
+    const messages = listening.heard.filter((h) => h.channel === `tracing:${CHANNELS.command}:asyncEnd`).map((h) => h.message as CommandMessage);
+    expect(messages.map((m) => [m.target, m.written, m.serverPort])).to.deep.equal([['shards', true, server.port], ['shards', true, server.port]]);
+    // 'a' (slot 15495) is on the second shard (db 1), 'b' (slot 3300) on the first (db 0).
+    expect(messages.map((m) => m.db).sort()).to.deep.equal([0, 1]);
+  });
+
   it('no password appears in any message: a password connection, AUTH, HELLO, CONFIG SET requirepass, ACL SETUSER, MIGRATE', async () => {
     for (const traceArgs of ['full', 'redacted'] as const) {
       listening = listenToAll();
