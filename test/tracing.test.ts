@@ -383,4 +383,33 @@ describe('tracing: a cluster', function () {
     const owner = topology!.shards.find((s) => s.slots.some(([a, b]) => slot >= a && slot <= b));
     expect(owner?.master).to.equal(to.address);
   });
+
+  it('an ASK during a migration, and a TRYAGAIN, show in redloop:redirect; each command ends once', async () => {
+    loop = new EventLoop();
+    const cluster = loop.cluster([rc.seedUrl]);
+    const keys = ['{traced-ask}:a', '{traced-ask}:b'];
+    await Future.all(keys.map((k) => loop.sendCommand(cluster, 'SET', k, k)));
+    const slot = keySlot(keys[0]!);
+    const from = await rc.nodeForSlot(slot);
+    const to = rc.masters().find((m) => m !== from)!;
+    const migration = await rc.beginMigration(slot, to);
+    expect(await migration.migrateSomeKeys(1)).to.equal(1); // one key on each side
+    const moved = (await to.command('KEYS', '{traced-ask}:*')) as string[];
+    listening = listenToAll();
+    expect(await loop.sendCommand(cluster, 'GET', moved[0]!)).to.equal(moved[0]);
+    const mget = loop.sendCommand(cluster, 'MGET', ...keys); // keys on both sides: TRYAGAIN until the slot settles
+    await new Promise((r) => setTimeout(r, 100));
+    await migration.finish();
+    expect(await mget).to.deep.equal(keys);
+
+    const redirects = listening.heard.filter((h) => h.channel === CHANNELS.redirect).map((h) => h.message as RedirectMessage);
+    const ask = redirects.find((r) => r.kind === 'ASK')!;
+    expect(ask).to.include({ command: 'GET', slot, from: from.address, to: to.address, redirections: 1 });
+    expect(redirects.some((r) => r.kind === 'TRYAGAIN' && r.command === 'MGET' && r.to === undefined)).to.equal(true);
+    const ends = listening.heard.filter((h) => h.channel === `tracing:${CHANNELS.command}:asyncEnd`).map((h) => h.message as CommandMessage);
+    expect(ends.map((m) => m.command)).to.deep.equal(['GET', 'MGET']);
+    expect(ends[0]).to.include({ redirections: 1, serverPort: to.port, written: true });
+    expect(ask.context).to.equal(ends[0]);
+    expect(ends[1]!.redirections).to.be.greaterThan(0);
+  });
 });
