@@ -38,8 +38,9 @@ export type { Channel, PubSubMessage, SubscribeOptions } from './features/pubsub
 export type { BlockCommand, MultiOptions } from './features/multi.js';
 export { Script } from './features/scripts.js';
 export type { ScriptRunOptions } from './features/scripts.js';
-export { Transaction } from './features/transactions/pool.js';
-export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
+export { Transaction } from './features/transactions/transaction.js';
+export type { LendOptions } from './features/transactions/pool.js';
+export type { TransactionOptions } from './features/transactions/transaction.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';

@@ -10,8 +10,7 @@
  * a settlement, so the command's span ends once, with the final answer.
  */
 import { Connection } from '../connection/connection.js';
-import { Cluster } from '../routing/cluster/cluster.js';
-import { ShardSet } from '../routing/shards.js';
+import { targetKind } from '../routing/targets.js';
 import { commandChannel, TARGET_KIND, type CommandMessage, type TargetKind } from '../base/channels.js';
 import { ConfigError } from '../base/errors.js';
 import { Future } from './future.js';
@@ -174,10 +173,8 @@ function endpointOf(conn: Connection): Endpoint {
 }
 
 function targetKindOf(target: CommandTarget): TargetKind {
-  if (target instanceof Connection) return 'connection';
-  if (target instanceof Cluster) return 'cluster';
-  if (target instanceof ShardSet) return 'shards';
-  return (target as { [TARGET_KIND]?: TargetKind })[TARGET_KIND] ?? 'other';
+  const kind = targetKind(target);
+  return kind !== 'other' ? kind : (target as { [TARGET_KIND]?: TargetKind })[TARGET_KIND] ?? 'other';
 }
 
 /**

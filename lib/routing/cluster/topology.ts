@@ -2,6 +2,7 @@
  * A cluster's layout as one node reports it: which master owns which slots, and its replicas.
  * From CLUSTER SHARDS (Redis 7+), or CLUSTER SLOTS on older servers.
  */
+import { flatMap } from '../commands.js';
 
 export interface NodeAddress {
   host: string;
@@ -20,12 +21,6 @@ export interface TopologyShard {
   slots: Array<[number, number]>;
   master: TopologyNode;
   replicas: TopologyNode[];
-}
-
-function flatMap(reply: unknown): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) m.set(String(reply[i]), reply[i + 1]);
-  return m;
 }
 
 /**
@@ -50,7 +45,7 @@ export function parseClusterShards(reply: unknown, tls: boolean, via: NodeAddres
     const slots: Array<[number, number]> = [];
     if (Array.isArray(slotList)) for (let i = 0; i + 1 < slotList.length; i += 2) slots.push([Number(slotList[i]), Number(slotList[i + 1])]);
     if (slots.length === 0) continue;
-    let master: TopologyNode | undefined;
+    const masters: TopologyNode[] = [];
     const replicas: TopologyNode[] = [];
     for (const rawNode of (shard.get('nodes') as unknown[] | undefined) ?? []) {
       const m = flatMap(rawNode);
@@ -58,9 +53,14 @@ export function parseClusterShards(reply: unknown, tls: boolean, via: NodeAddres
         ...nodeAddress(m, tls, via), id: String(m.get('id')),
         role: m.get('role') === 'master' ? 'master' : 'replica', health: String(m.get('health') ?? 'online'),
       };
-      if (node.role === 'master') master = node;
+      if (node.role === 'master') masters.push(node);
       else replicas.push(node);
     }
+    // After a failover, Valkey 8 keeps the failed master in the shard of the replica that took
+    // its place, still role master, health fail (Redis 7.0 gives it a shard of its own, without
+    // slots): the shard's slots belong to the master that is not failed. A master that failed
+    // with no replica to promote is the only one, and still the owner.
+    const master = masters.find((n) => n.health !== 'fail') ?? masters[0];
     if (master !== undefined) shards.push({ slots, master, replicas });
   }
   return shards;
