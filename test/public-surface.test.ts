@@ -14,10 +14,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 
 const VALUES = [
-  'AuthError', 'CHANNELS', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
+  'AttributedReply', 'AuthError', 'CHANNELS', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
   'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'ProtocolError', 'RedloopError', 'ReplyError',
   'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'ShardSet', 'Subscription', 'TimeoutError',
-  'Transaction', 'TransactionRetryError', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
+  'Transaction', 'TransactionRetryError', 'VerbatimString', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];
 
 const TYPES = [
@@ -32,7 +32,7 @@ const TYPES = [
 /** What a user may call or read on a Connection (public members of its declaration). */
 const CONNECTION_MEMBERS = [
   'address', 'bufferedBytes', 'close', 'commandTimeout', 'defaultReturnBuffers', 'disconnect', 'id', 'loop',
-  'pendingReplies', 'resolvedOptions', 'state', 'stats', 'submit', 'toJSON', 'waitForRoom', 'whenClosed',
+  'pendingReplies', 'protocol', 'resolvedOptions', 'state', 'stats', 'submit', 'toJSON', 'waitForRoom', 'whenClosed',
   '[inspect.custom]',
 ];
 

@@ -226,7 +226,7 @@ describe('tracing: diagnostics channels', function () {
       const replies = await Future.all([
         loop.sendCommand(conn, 'AUTH', PASSWORD),
         loop.sendCommand(conn, 'AUTH', 'default', PASSWORD),
-        loop.sendCommand(conn, 'HELLO', '2', 'AUTH', 'default', PASSWORD, 'SETNAME', 'traced'),
+        loop.sendCommand(conn, 'HELLO', '3', 'AUTH', 'default', PASSWORD, 'SETNAME', 'traced'),
         loop.sendCommand(conn, 'CONFIG', 'SET', 'requirepass', OTHER_PASSWORD),
         loop.sendCommand(conn, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction', 'requirepass', PASSWORD),
         loop.sendCommand(conn, 'ACL', 'SETUSER', 'alice', 'on', `>${ALICE_PASSWORD}`, '~*', '+@all'),

@@ -33,6 +33,12 @@ export interface CommandOptions {
   returnBuffers?: boolean | undefined;
   /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
   bigInt?: boolean | undefined;
+  /**
+   * Decode this reply's RESP3 types natively (Map, Set, number, boolean, bigint; see
+   * docs/resp3.md) instead of in their RESP2 shapes (overrides the connection's setting).
+   * No effect on a connection that speaks RESP2.
+   */
+  resp3?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
 }
@@ -213,12 +219,14 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'resp3') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, resp3)`);
     }
-    const { timeout, returnBuffers, bigInt } = options;
+    const { timeout, returnBuffers, bigInt, resp3 } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
     if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
     if (bigInt !== undefined) future.bigInt = bigInt;
+    if (resp3 !== undefined && typeof resp3 !== 'boolean') return new TypeError('resp3 must be a boolean');
+    if (resp3 !== undefined) future.resp3 = resp3;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);
