@@ -1,9 +1,15 @@
 // The public surface of redloop.
 export { EventLoop } from './core/eventloop.js';
-export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './core/eventloop.js';
+export type { CommandOptions, EventLoopEvents, EventLoopOptions, ReconnectingInfo } from './core/eventloop.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionState, ConnectionStats } from './connection/connection.js';
 export { Future } from './core/future.js';
+export { CHANNELS } from './base/channels.js';
+export type {
+  CacheMessage, CommandMessage, ConnectMessage, ReconnectMessage, RedirectMessage, TargetKind, TopologyMessage,
+  TopologyShardMessage, WriteMessage,
+} from './base/channels.js';
+export type { TraceArgs } from './core/tracing.js';
 export type { ReplySink } from './core/future.js';
 export type { Settled } from './features/batch.js';
 export type { CommandTarget } from './connection/target.js';
@@ -35,6 +41,8 @@ export type { ScriptRunOptions } from './features/scripts.js';
 export { Transaction } from './features/transactions/transaction.js';
 export type { LendOptions } from './features/transactions/pool.js';
 export type { TransactionOptions } from './features/transactions/transaction.js';
+// What `resp3: true` gives for a verbatim string and for a value sent with an attribute.
+export { AttributedReply, VerbatimString } from './protocol/decoder.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';

@@ -211,12 +211,13 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
   });
 
-  it('push mode: message pushes without an array give what the general path gives, whatever the cuts', () => {
+  it('push mode: message pushes without an array give what the general path gives, whatever the cuts (RESP2 arrays and RESP3 pushes)', () => {
+   for (const marker of ['*', '>']) {
     const bulk = (x: string) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`;
-    const push = (...xs: string[]) => `*${xs.length}\r\n${xs.map(bulk).join('')}`;
+    const push = (...xs: string[]) => `${marker}${xs.length}\r\n${xs.map(bulk).join('')}`;
     const long = 'c'.repeat(100);
     const bytes = Buffer.from([
-      '*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n',
+      `${marker}3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n`,
       push('message', 'news', 'a'), push('message', 'news', ''), push('message', 'nexs', 'ü€🚀'),
       push('message', 'news', 'b'), push('pmessage', 'n*', 'news', 'c'), push('message', long, 'd'),
       push('message', long, 'e'), push('message', 'né', 'f'), push('messagf', 'news', 'g'),
@@ -226,11 +227,12 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     class PushCollector extends Collector {
       fast = 0;
       constructor(private readonly buffers: boolean) { super(); }
-      onPushMessage(channel: unknown, message: unknown, kind: 'message' | 'pmessage' | 'smessage', pattern: unknown): void {
+      onPushMessage(channel: unknown, message: unknown, _push: boolean, kind: 'message' | 'pmessage' | 'smessage', pattern: unknown): void {
         this.fast++;
         const type = this.buffers ? Buffer.from(kind) : kind;
         this.replies.push(kind === 'pmessage' ? [type, pattern, channel, message] : [type, channel, message]);
       }
+      onPush(frame: unknown[]): void { this.replies.push(frame); }
     }
     let fastCalls = 0;
     const run = (cuts: number[], fast: boolean, buffers: boolean) => {
@@ -255,6 +257,7 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
     expect(run([], true, false).slice(1, 4)).to.deep.equal([['message', 'news', 'a'], ['message', 'news', ''], ['message', 'nexs', 'ü€🚀']]);
     expect(run([], true, false).slice(10, 14)).to.deep.equal([['smessage', 'shard', 'h'], ['smessage', 'shard', ''], ['pmessage', 'n*', 'nexs', 'i'], ['pmessage', long, 'né', 'j']]);
+   }
   });
 
   it('peekHead: the first string of each top-level array comes once, before its reply, whatever the cuts; replies unchanged', () => {
@@ -296,8 +299,8 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
   });
 
-  it('reports a byte that is not RESP as a ProtocolError and stops', () => {
-    const replies = decode(Buffer.from('+OK\r\n!oops\r\n+NEVER\r\n'), []);
+  it('reports a byte that is not RESP as a ProtocolError and stops (! is a RESP3 type now: ? is none)', () => {
+    const replies = decode(Buffer.from('+OK\r\n?oops\r\n+NEVER\r\n'), []);
     expect(replies[0]).to.equal('OK');
     expect(replies[1]).to.be.instanceOf(ProtocolError);
     expect(replies).to.have.length(2);

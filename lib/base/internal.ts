@@ -15,6 +15,11 @@ export const kSetPushHandler: unique symbol = Symbol('redloop.setPushHandler');
 export const kSetReading: unique symbol = Symbol('redloop.setReading');
 /** Connection: writes what is queued now, not at the tick's end (SCAN's next call, sent early). */
 export const kWriteNow: unique symbol = Symbol('redloop.writeNow');
+/**
+ * Connection: `conn[kAddPushListener](listener)` hears every RESP3 push frame (`>`) that no
+ * push-mode handler takes (invalidations, for the client-side cache); returns its remover.
+ */
+export const kAddPushListener: unique symbol = Symbol('redloop.addPushListener');
 /** CommandTarget: a command sent with its own timeout timed out (resetOnTimeout applies). */
 export const kCommandTimedOut: unique symbol = Symbol('redloop.commandTimedOut');
 /** EventLoop: opens a connection for a layer, with a ConnectionObserver told of that connection's lifecycle only. */

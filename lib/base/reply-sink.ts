@@ -3,6 +3,8 @@
  * insertion supply their own (to see a MOVED before the user does, or to count replies
  * without allocating anything per command).
  */
+import type { CommandMessage } from './channels.js';
+
 export interface ReplySink {
   /** The command's name, for error messages. */
   readonly command: string;
@@ -13,6 +15,16 @@ export interface ReplySink {
    * the connection's `bigInt` option decides.
    */
   readonly bigInt?: boolean | undefined;
+  /**
+   * Whether this reply's RESP3 types come back native (Map, Set, number, boolean, bigint...)
+   * instead of in the shapes RESP2 gives them; when absent the connection's `resp3` option decides.
+   */
+  readonly resp3?: boolean | undefined;
+  /**
+   * For a MULTI block's sink: the names of its commands, so that their replies inside EXEC's
+   * take their RESP2 shapes as a lone command's would (see protocol/resp2-shapes.ts).
+   */
+  readonly blockNames?: readonly string[] | undefined;
   /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
   deadline: number;
   /** True once the sink has an outcome; a later reply for it is read and dropped. */
@@ -26,6 +38,12 @@ export interface ReplySink {
    * otherwise. Lets a sink send its next command early (SCAN's cursor). Futures have none.
    */
   onReplyHead?(first: unknown): void;
+  /**
+   * @internal A traced command's `redloop:command` context (a sink that wraps another passes
+   * its one on): the connection marks it written, and where, when it writes the command.
+   * Read only while that channel has subscribers.
+   */
+  readonly trace?: CommandMessage | undefined;
 }
 
 /**
@@ -39,9 +57,12 @@ export abstract class ForwardingSink implements ReplySink {
   get command(): string { return this.user.command; }
   get returnBuffers(): boolean { return this.user.returnBuffers; }
   get bigInt(): boolean | undefined { return this.user.bigInt; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
+  get blockNames(): readonly string[] | undefined { return this.user.blockNames; }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
+  get trace(): CommandMessage | undefined { return this.user.trace; }
   abstract resolveReply(reply: unknown): void;
   abstract rejectReply(err: Error): void;
 }

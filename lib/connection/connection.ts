@@ -19,12 +19,16 @@ import {
 import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
 import { warnUnheardError } from '../base/warnings.js';
-import { ReplyQueue, type PushHandler } from './reply-queue.js';
+import { ReplyQueue, type PushHandler, type PushListener } from './reply-queue.js';
+import {
+  connectChannel, connectEnded, connectStarted, reconnectChannel, reconnectScheduled, tracedWrite, writeObserved,
+} from './tracing.js';
+import type { ConnectMessage } from '../base/channels.js';
 import { WriteBuffer } from './write-buffer.js';
-import { handshakeFailure, handshakeSteps } from './handshake.js';
-import { kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
+import { handshakeFailure, handshakeSteps, helloRefused } from './handshake.js';
+import { kAddPushListener, kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
 
-export type { PushHandler } from './reply-queue.js';
+export type { PushHandler, PushListener } from './reply-queue.js';
 
 export interface ReconnectingInfo {
   attempt: number;
@@ -67,7 +71,7 @@ export interface ConnectionObserver {
 
 export type ConnectionState =
   | 'connecting' // socket opening
-  | 'handshake' // AUTH / SELECT / SETNAME in flight
+  | 'handshake' // HELLO / AUTH / SELECT / SETNAME in flight
   | 'ready'
   | 'reconnecting' // waiting for the backoff timer
   | 'closed'; // for good: close(), disconnect(), auth failure or reconnects exhausted
@@ -148,6 +152,11 @@ export class Connection implements CommandTarget {
   private counters = { bytesWritten: 0, reconnects: 0 };
   private everReady = false;
   private drainListening = false;
+  /** This socket's HELLO 3 was refused: the handshake is done again in RESP2. */
+  private helloRefused = false;
+
+  /** The attempt being made, while redloop:connect has subscribers. */
+  private connectTrace: ConnectMessage | undefined;
 
   /** Told of this connection's lifecycle (the layer that opened it), if any. */
   private readonly observer: ConnectionObserver | undefined;
@@ -162,9 +171,18 @@ export class Connection implements CommandTarget {
     this.replies = new ReplyQueue({
       onEmpty: () => this.releaseIfIdle(),
       onBroken: (err) => this.drop(err),
-    }, this.address, options.returnBuffers, options.bigInt);
+    }, this.address, options.returnBuffers, options.bigInt, options.resp3);
+    this.replies.pushSource = this;
     this.decoder = this.replies.decoder;
     this.open();
+  }
+
+  /**
+   * The RESP version replies come in: 3 once HELLO 3 is answered (the default), 2 before, with
+   * `protocol: 2`, or on a server that does not know HELLO (Redis < 6).
+   */
+  get protocol(): 2 | 3 {
+    return this.replies.resp3Replies ? 3 : 2;
   }
 
   get state(): ConnectionState {
@@ -247,8 +265,9 @@ export class Connection implements CommandTarget {
 
   private writeLater(encoded: Encoded, sink: ReplySink): void {
     const replies = this.replies;
-    if (this.writes.add(encoded, replies.length)) this.writeQueued();
+    // The sink first: the sinks of what the write buffer holds are always the tail of the queue.
     replies.push(sink);
+    if (this.writes.add(encoded, replies.length - 1)) this.writeQueued();
     if (!this.holding) this.hold();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -300,7 +319,9 @@ export class Connection implements CommandTarget {
 
   /** Hands the write buffer to the socket: at the tick's end, or when a slice is full. */
   private writeQueued(): void {
-    if (this.writes.write() && this.drainWaiters.length !== 0) this.listenForDrain();
+    // The one check tracing costs a write while nobody listens (docs/tracing.md).
+    const written = writeObserved() ? tracedWrite(this, this.options, this.writes, this.replies) : this.writes.write();
+    if (written && this.drainWaiters.length !== 0) this.listenForDrain();
   }
 
   // ---------------------------------------------------------------- replies
@@ -330,6 +351,11 @@ export class Connection implements CommandTarget {
    */
   [kSetPushHandler](handler: PushHandler): void {
     this.replies.setPushHandler(handler);
+  }
+
+  /** Registers a hearer of the RESP3 push frames no push-mode handler takes; returns its remover. */
+  [kAddPushListener](listener: PushListener): () => void {
+    return this.replies.addPushListener(listener);
   }
 
   /**
@@ -402,6 +428,7 @@ export class Connection implements CommandTarget {
     const o = this.options;
     this._state = 'connecting';
     this.dropReason = undefined;
+    if (connectChannel.hasSubscribers) this.connectTrace = connectStarted(this, o, this.attempts);
     const socket = o.tls !== undefined
       ? tls.connect({
         ...(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port }),
@@ -430,7 +457,12 @@ export class Connection implements CommandTarget {
   private onConnect(): void {
     this.emit('connect', this);
     this._state = 'handshake';
-    const steps = handshakeSteps(this.options);
+    this.helloRefused = false;
+    this.sendHandshake(handshakeSteps(this.options, this.options.protocol === 3));
+  }
+
+  /** Writes the handshake's steps in one write, or is ready at once when there are none. */
+  private sendHandshake(steps: string[][]): void {
     if (steps.length === 0) {
       this.onReady();
       return;
@@ -448,6 +480,16 @@ export class Connection implements CommandTarget {
     // Socket lost mid-handshake: the close path retries. Failed already: the replies to the
     // steps after AUTH (NOAUTH) arrive in the same chunk and must not fail it again.
     if (this._state !== 'handshake' || this.fatal !== undefined || this.dropReason !== undefined) return;
+    if (err instanceof ReplyError && step === 'HELLO' && helloRefused(err, this.options)) this.helloRefused = true;
+    if (this.helloRefused) {
+      // RESP2 only: the steps written after HELLO are answered (or refused) and forgotten, then
+      // the whole handshake goes again without HELLO.
+      if (--this.replies.handshakeLeft === 0) {
+        this.helloRefused = false;
+        this.sendHandshake(handshakeSteps(this.options, false));
+      }
+      return;
+    }
     if (err instanceof ReplyError) {
       this.replies.handshakeLeft = 0;
       const failure = handshakeFailure(step, err, this.options, this.address);
@@ -465,6 +507,10 @@ export class Connection implements CommandTarget {
   private onReady(): void {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    if (this.connectTrace !== undefined) {
+      connectEnded(this.connectTrace, undefined);
+      this.connectTrace = undefined;
+    }
     if (this.everReady) this.counters.reconnects++;
     this.everReady = true;
     this.attempts = 0;
@@ -502,6 +548,10 @@ export class Connection implements CommandTarget {
     this.connectTimer = undefined;
     this.counters.bytesWritten += socket.bytesWritten;
     const reason = this.dropReason ?? new Error('the server closed the connection');
+    if (this.connectTrace !== undefined) {
+      connectEnded(this.connectTrace, reason);
+      this.connectTrace = undefined;
+    }
     const wasReady = this._state === 'ready';
     const wasClosed = this._state === 'closed';
     this.replies.handshakeLeft = 0;
@@ -558,6 +608,7 @@ export class Connection implements CommandTarget {
       this.rejectOffline(new ClientStateError(`could not reconnect to ${this.address} after ${this.attempts} attempts (${reason.message})`));
     }
     const delay = backoffDelay(policy, this.attempts);
+    if (reconnectChannel.hasSubscribers) reconnectScheduled(this, this.attempts, delay, reason);
     this.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
     // Nothing else would wake producers waiting for room: the FIFO they waited on is gone.
     if (this.drainWaiters.length !== 0) this.checkDrain();

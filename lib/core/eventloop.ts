@@ -6,6 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
 import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
+import { checkTraceArgs, TracedFuture, type TraceArgs } from './tracing.js';
+import { commandChannel } from '../base/channels.js';
 import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
@@ -31,8 +33,24 @@ export interface CommandOptions {
   returnBuffers?: boolean | undefined;
   /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
   bigInt?: boolean | undefined;
+  /**
+   * Decode this reply's RESP3 types natively (Map, Set, number, boolean, bigint; see
+   * docs/resp3.md) instead of in their RESP2 shapes (overrides the connection's setting).
+   * No effect on a connection that speaks RESP2.
+   */
+  resp3?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
+}
+
+/** The loop's options: defaults for every connect(), and what applies to the loop itself. */
+export interface EventLoopOptions extends ConnectionOptions {
+  /**
+   * What `redloop:command` messages keep of a command's arguments (docs/tracing.md): 'redacted'
+   * (default) the keys, values replaced by '?'; 'full' all of them; 'none' none. Passwords
+   * (AUTH, HELLO ... AUTH, MIGRATE ... AUTH, CONFIG SET requirepass, ACL SETUSER) never appear.
+   */
+  traceArgs?: TraceArgs | undefined;
 }
 
 export type { ReconnectingInfo };
@@ -54,6 +72,7 @@ export interface EventLoopEvents {
 
 export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
+  private readonly traceArgs: TraceArgs;
   private readonly owned = new Set<Connection>();
   /** Clusters and shard sets: they hold timers and waiting commands of their own. */
   private readonly routers = new Set<Cluster | ShardSet>();
@@ -66,9 +85,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** close() waits for clusters and shard sets to send what they hold; they may still open node connections. */
   private settlingRouters = false;
 
-  /** `defaults` apply to every connect() of this loop (e.g. commandTimeout, reconnect). */
-  constructor(defaults: ConnectionOptions = {}) {
+  /** `options` apply to every connect() of this loop (e.g. commandTimeout, reconnect), and `traceArgs` to the loop. */
+  constructor(options: EventLoopOptions = {}) {
     super();
+    if (options === null || typeof options !== 'object') throw new ConfigError(`new EventLoop() takes an options object, got ${options === null ? 'null' : typeof options}`);
+    const { traceArgs, ...defaults } = options;
+    this.traceArgs = checkTraceArgs(traceArgs);
     resolveOptions({}, defaults); // validate now, not at the first connect
     this.defaults = concealSecrets(defaults); // kept for every connect(): no password in clear
   }
@@ -155,7 +177,11 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private dispatch<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Future<T> {
     const bad = this.checkTarget(target) ?? checkCommandName(name);
     const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
-    const future = new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
+    // The one check tracing costs a command when nobody listens (docs/tracing.md).
+    const traced = commandChannel.hasSubscribers;
+    const future = traced
+      ? new TracedFuture<T>(typeof name === 'string' ? name : '?', returnBuffers, this)
+      : new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
     if (bad !== undefined) {
       future.rejectReply(bad);
       return future;
@@ -175,6 +201,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (options?.timeout === undefined && target.commandTimeout !== 0) {
       future.deadline = Date.now() + target.commandTimeout;
     }
+    if (traced) {
+      const t = future as TracedFuture<T>;
+      t.begin(target, name, args, from, this.traceArgs);
+      target.submit(encoded, future, name, args, from);
+      t.sent();
+      return future;
+    }
     target.submit(encoded, future, name, args, from);
     return future;
   }
@@ -186,12 +219,14 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'resp3') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, resp3)`);
     }
-    const { timeout, returnBuffers, bigInt } = options;
+    const { timeout, returnBuffers, bigInt, resp3 } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
     if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
     if (bigInt !== undefined) future.bigInt = bigInt;
+    if (resp3 !== undefined && typeof resp3 !== 'boolean') return new TypeError('resp3 must be a boolean');
+    if (resp3 !== undefined) future.resp3 = resp3;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);

@@ -9,5 +9,5 @@ import type { LoopPort } from '../routing/loop-port.js';
 import type { Future, UnobservedErrorSink } from './future.js';
 
 export interface FeatureLoop extends LoopPort, UnobservedErrorSink {
-  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T>;
+  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean; resp3?: boolean }): Future<T>;
 }

@@ -46,7 +46,7 @@ export class Transaction {
   ) {}
 
   /** Sends one command on the dedicated connection (WATCH, GET...); MULTI/EXEC go through exec(). */
-  send<T = any>(command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T> {
+  send<T = any>(command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean; resp3?: boolean }): Future<T> {
     const name = Array.isArray(command) && typeof command[0] === 'string' ? command[0].toUpperCase() : '';
     if (name === 'MULTI' || name === 'EXEC' || name === 'DISCARD') {
       const f = new Future<T>(name, false, this.lender);
