@@ -5,6 +5,7 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { inspect } from 'node:util';
 import { ConfigError } from './errors.js';
+import { resolveCacheOptions, type CacheOptions, type ResolvedCacheOptions } from './cache-options.js';
 
 /**
  * A password that cannot leak by accident: util.inspect, JSON.stringify, String() and
@@ -102,6 +103,12 @@ export interface ConnectionOptions {
   keepAlive?: number | false | undefined;
   /** Send READONLY after connecting, to read from a Redis Cluster replica. Default false. */
   readOnly?: boolean | undefined;
+  /**
+   * Client-side caching (docs/cache.md): reads sent with `{ cache: true | ttlMs }` (or every
+   * cacheable read, with `auto`) are answered from memory until the server invalidates them.
+   * Needs RESP3. true for the defaults.
+   */
+  cache?: CacheOptions | boolean | undefined;
 }
 
 /** The reconnect policy in force: every field set (not Required<>, which keeps `| undefined` under exactOptionalPropertyTypes). */
@@ -128,6 +135,7 @@ export interface ResolvedOptions {
   maxBufferedBytes: number;
   keepAlive: number | false;
   readOnly: boolean;
+  cache: ResolvedCacheOptions | undefined;
 }
 
 export const DEFAULT_RECONNECT: ResolvedReconnect = {
@@ -138,7 +146,7 @@ const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
   name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
   returnBuffers: false, bigInt: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
-  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false,
+  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false, cache: undefined,
 };
 
 const KNOWN = new Set<string>(['url', ...Object.keys(DEFAULTS), 'reconnect']);
@@ -268,6 +276,8 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
   for (const k of ['resetOnTimeout', 'returnBuffers', 'bigInt', 'offlineQueue', 'readOnly'] as const) {
     check(typeof r[k] === 'boolean', `${k} must be a boolean`);
   }
+
+  r.cache = resolveCacheOptions(merged.cache);
 
   const tlsGiven = merged.tls;
   if (tlsGiven === true) r.tls = {};

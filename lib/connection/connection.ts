@@ -20,6 +20,7 @@ import {
 } from '../base/errors.js';
 import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
+import type { CacheControl } from '../base/cache-options.js';
 import { warnUnheardError } from '../base/warnings.js';
 
 /** What a connection needs from the loop that owns it. */
@@ -99,6 +100,8 @@ export class Connection implements ReplyHandler, CommandTarget {
   private readonly owner: ConnectionOwner;
   /** The EventLoop this connection belongs to. */
   readonly loop: unknown;
+  /** The client-side cache of this connection's server (`cache` option), else undefined. See docs/cache.md. */
+  declare readonly cache: CacheControl | undefined;
 
   private socket: net.Socket | undefined;
   private _state: ConnectionState = 'connecting';

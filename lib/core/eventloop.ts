@@ -21,6 +21,12 @@ import { batch } from '../features/batch.js';
 import { script as makeScript, type Script } from '../features/scripts.js';
 import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from '../features/transactions/pool.js';
 import type { Settled } from '../features/batch.js';
+import { CacheHub, CACHE_FRONT } from '../cache/hub.js';
+import { resolveCacheOptions, type CacheOptions } from '../base/cache-options.js';
+import { CommandTable } from '../routing/commands.js';
+import { RouterCache } from '../routing/cache-front.js';
+import { sendCached, type CacheFront, type CacheSendLoop } from './cached-send.js';
+import type { Encoded } from '../protocol/encoder.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -30,6 +36,11 @@ export interface CommandOptions {
   bigInt?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
+  /**
+   * Answer from the target's client-side cache (docs/cache.md): true, or the most ms an entry
+   * may have been kept; false to bypass `cache.auto`. Only read-only commands with keys.
+   */
+  cache?: boolean | number | undefined;
 }
 
 export interface ReconnectingInfo {
@@ -53,8 +64,15 @@ export interface EventLoopEvents {
   unobservedError: (err: Error, command: string) => void;
 }
 
-export class EventLoop extends EventEmitter<EventLoopEvents> {
+/** Registers the cache's invalidation handler for a connection's push frames; false without RESP3. */
+function listenForPushes(_conn: Connection, _onPush: (frame: unknown) => void): boolean {
+  return false; // RESP3 push frames: wired once the connection can deliver them
+}
+
+export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSendLoop {
   private readonly defaults: ConnectionOptions;
+  /** The client-side caches, made with the first target that has one. */
+  private cacheHub: CacheHub | undefined;
   private readonly owned = new Set<Connection>();
   /** Clusters and shard sets: they hold timers and waiting commands of their own. */
   private readonly routers = new Set<Cluster | ShardSet>();
@@ -77,7 +95,9 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */
   connect(target: string | ConnectionOptions = {}): Connection {
     if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
-    const conn = new Connection(this, resolveOptions(target, this.defaults));
+    const resolved = resolveOptions(target, this.defaults);
+    const conn = new Connection(this, resolved);
+    if (resolved.cache !== undefined || this.cacheHub?.has(conn.address)) this.hub().attach(conn, resolved.cache);
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
     return conn;
@@ -93,6 +113,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (this.closed) throw new ClientStateError('cluster(): this EventLoop is closed');
     const cluster = new Cluster(this, seeds, options);
     this.routers.add(cluster);
+    const cache = resolveCacheOptions(options?.cache ?? this.defaults.cache);
+    if (cache !== undefined) this.attachRouterCache(cluster, cache, 'cluster', options?.bigInt ?? this.defaults.bigInt ?? false);
     return cluster;
   }
 
@@ -100,19 +122,34 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    * A client-side shard set over standalone servers (URLs, options or Connections of this
    * loop), keys placed by hash slot as a Redis Cluster with these masters, in this order, would.
    */
-  shards(members: ReadonlyArray<string | ConnectionOptions | Connection>): ShardSet {
+  shards(members: ReadonlyArray<string | ConnectionOptions | Connection>, options: { cache?: CacheOptions | boolean | undefined } = {}): ShardSet {
     if (this.closed) throw new ClientStateError('shards(): this EventLoop is closed');
     if (!Array.isArray(members) || members.length === 0) throw new ConfigError('shards() needs at least one server: URLs, connection options or Connections');
+    if (options === null || typeof options !== 'object') throw new ConfigError('shards() options must be an object ({ cache })');
+    const cache = resolveCacheOptions(options.cache ?? this.defaults.cache);
     const conns = members.map((m, i) => {
       if (m instanceof Connection) {
         if (m.loop !== this) throw new ConfigError(`shards(): member ${i} is a Connection of another EventLoop`);
+        if (cache !== undefined && (m as { cache?: unknown }).cache === undefined) this.hub().attach(m, cache);
         return m;
       }
-      return this.connect(m);
+      if (cache === undefined) return this.connect(m);
+      return this.connect(typeof m === 'string' ? { url: m, cache } : { cache, ...m });
     });
     const set = new ShardSet(this, conns);
     this.routers.add(set);
+    if (cache !== undefined) this.attachRouterCache(set, cache, 'shard set', conns[0]!.resolvedOptions.bigInt);
     return set;
+  }
+
+  private hub(): CacheHub {
+    this.cacheHub ??= new CacheHub(this as never, (reply) => new CommandTable(reply), listenForPushes);
+    return this.cacheHub;
+  }
+
+  private attachRouterCache(router: Cluster | ShardSet, cache: NonNullable<ReturnType<typeof resolveCacheOptions>>, kind: 'cluster' | 'shard set', bigInt: boolean): void {
+    this.hub();
+    (router as unknown as Record<symbol, unknown>)[CACHE_FRONT] = new RouterCache(router, cache, kind, bigInt);
   }
 
   /** The connections this loop owns that are not closed for good. */
@@ -150,6 +187,11 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private dispatch<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Future<T> {
     const bad = this.checkTarget(target) ?? checkCommandName(name);
+    if (bad === undefined) {
+      // Targets with a cache, and { cache } asked of any: see cached-send.ts. One property read otherwise.
+      const front = (target as unknown as Record<symbol, CacheFront | undefined>)[CACHE_FRONT];
+      if (front !== undefined || (options !== undefined && options.cache !== undefined)) return sendCached<T>(this, target, front, name, args, from, options);
+    }
     const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
     const future = new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
     if (bad !== undefined) {
@@ -175,6 +217,24 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     return future;
   }
 
+  /** @internal Encodes a command and applies its options to `future` (cached-send.ts); undefined once `future` is rejected. */
+  prepare(target: CommandTarget, future: Future<unknown>, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Encoded | undefined {
+    const encoded = encodeCommand(name, args, from);
+    if (typeof encoded !== 'string' && !Array.isArray(encoded)) {
+      future.rejectReply(encoded);
+      return undefined;
+    }
+    if (options !== undefined) {
+      const err = this.applyOptions(target, future, options);
+      if (err !== undefined) {
+        future.rejectReply(err);
+        return undefined;
+      }
+    }
+    if (options?.timeout === undefined && target.commandTimeout !== 0) future.deadline = Date.now() + target.commandTimeout;
+    return encoded as Encoded;
+  }
+
   private checkTarget(target: CommandTarget): Error | undefined {
     if (this.closed) return new ClientStateError('this EventLoop is closed; create a new one');
     if (target === null || typeof target !== 'object' || typeof target.submit !== 'function') {
@@ -186,7 +246,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'cache') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, cache)`);
     }
     const { timeout, returnBuffers, bigInt } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');

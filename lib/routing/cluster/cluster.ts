@@ -362,6 +362,7 @@ export class Cluster extends SlotRouter {
             if (old !== node) {
               if (old?.conn !== undefined) this.fence([to.slot], old.conn);
               this.slots[to.slot] = { master: node, replicas: [] };
+              this.onSlotsMoved?.([to.slot]);
             }
             if (!this.masters.includes(node)) this.masters.push(node);
             this.refresh();
@@ -580,7 +581,10 @@ export class Cluster extends SlotRouter {
     this.slots = slots;
     this.masters = masters;
     this.discoveryFailingSince = 0;
-    for (const [conn, list] of moving) this.fence(list, conn);
+    for (const [conn, list] of moving) {
+      this.fence(list, conn);
+      this.onSlotsMoved?.(list);
+    }
 
     // Connections this map no longer uses close gracefully: what they have in flight is
     // answered (a demoted master answers MOVED, which is followed); what they still queue is
