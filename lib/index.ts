@@ -8,6 +8,7 @@ export type { ReplySink } from './core/future.js';
 export type { Settled } from './features/batch.js';
 export type { CommandTarget } from './connection/target.js';
 export type { ConnectionOptions, ReconnectOptions } from './base/options.js';
+export type { CacheOptions, CacheStats, CacheControl } from './base/cache-options.js';
 export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
 export { encodeCommand } from './protocol/encoder.js';
@@ -38,6 +39,7 @@ export { Transaction } from './features/transactions/pool.js';
 export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
+export type { ResolvedCacheOptions } from './base/cache-options.js';
 export type { ConnectionOwner } from './connection/connection.js';
 export type { UnobservedErrorSink } from './core/future.js';
 export type { ReplyHandler } from './protocol/decoder.js';
