@@ -43,4 +43,5 @@ export type { ResolvedCacheOptions } from './base/cache-options.js';
 export type { ConnectionOwner } from './connection/connection.js';
 export type { UnobservedErrorSink } from './core/future.js';
 export type { ReplyHandler } from './protocol/decoder.js';
+export { AttributedReply, VerbatimString } from './protocol/decoder.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';

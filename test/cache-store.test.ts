@@ -107,7 +107,7 @@ describe('cache store', () => {
     const distinct = new Set(keys.filter((_, i) => i !== 7));
     expect(distinct.size).to.equal(shapes.length - 1);
     expect(lookupKey([{}], 0)).to.equal(undefined);
-    expect(modeOf(true, true)).to.equal(3);
+    expect(modeOf(true, true, false)).to.equal(3);
   });
 
   it('flag bits agree with the routing layer\'s CommandFlag', () => {

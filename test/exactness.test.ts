@@ -294,8 +294,8 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
   });
 
-  it('reports a byte that is not RESP as a ProtocolError and stops', () => {
-    const replies = decode(Buffer.from('+OK\r\n!oops\r\n+NEVER\r\n'), []);
+  it('reports a byte that is not RESP as a ProtocolError and stops (! is a RESP3 type now: ? is none)', () => {
+    const replies = decode(Buffer.from('+OK\r\n?oops\r\n+NEVER\r\n'), []);
     expect(replies[0]).to.equal('OK');
     expect(replies[1]).to.be.instanceOf(ProtocolError);
     expect(replies).to.have.length(2);

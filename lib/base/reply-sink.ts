@@ -13,6 +13,16 @@ export interface ReplySink {
    * the connection's `bigInt` option decides.
    */
   readonly bigInt?: boolean | undefined;
+  /**
+   * Whether this reply's RESP3 types come back native (Map, Set, number, boolean, bigint...)
+   * instead of in the shapes RESP2 gives them; when absent the connection's `resp3` option decides.
+   */
+  readonly resp3?: boolean | undefined;
+  /**
+   * For a MULTI block's sink: the names of its commands, so that their replies inside EXEC's
+   * take their RESP2 shapes as a lone command's would (see protocol/resp2-shapes.ts).
+   */
+  readonly blockNames?: readonly string[] | undefined;
   /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
   deadline: number;
   /** True once the sink has an outcome; a later reply for it is read and dropped. */

@@ -38,6 +38,9 @@ export class ConnectionCache {
   private confirmedEpoch = -1;
   private reportedRefusal = false;
   readonly defaultBigInt: boolean;
+  readonly defaultResp3: boolean;
+  /** The push listener is registered (once per connection; it survives reconnects). */
+  private listening = false;
 
   constructor(
     readonly conn: Connection,
@@ -50,7 +53,9 @@ export class ConnectionCache {
     private readonly listen: (conn: Connection, onPush: (frame: unknown) => void) => boolean,
     private readonly whenTable: (via: Connection, resume: (err: Error | undefined) => void) => void,
   ) {
-    this.defaultBigInt = conn.resolvedOptions.bigInt;
+    const o = conn.resolvedOptions;
+    this.defaultBigInt = o.bigInt;
+    this.defaultResp3 = o.resp3;
   }
 
   /** Cached reads wait until the command table is known. */
@@ -224,7 +229,7 @@ export class ConnectionCache {
   sendRequest(parts: PendingRead[], perKey: boolean, name: string, encoded: Encoded, keyArgs: readonly unknown[], sink: ReplySink,
     argv: readonly unknown[], fallback: Fallback | undefined): void {
     const epoch = this.epoch;
-    const req = new CachedRequest(this.node, parts, perKey, name, sink.returnBuffers, sink.bigInt, encoded, argv, fallback,
+    const req = new CachedRequest(this.node, parts, perKey, name, sink.returnBuffers, sink.bigInt, sink.resp3, encoded, argv, fallback,
       this.config!.prefixes === undefined, () => this.confirmedEpoch === epoch && this.epoch === epoch, keyArgs.length);
     req.send(this.conn, keyArgs, sink.deadline);
   }
@@ -239,7 +244,9 @@ export class ConnectionCache {
   ensureTracking(): boolean {
     if (!this.node.enabled) return false;
     if (this.trackingSent) return true;
-    if (!this.listen(this.conn, this.onPush)) {
+    // A server that fell back to RESP2 (no HELLO) cannot push invalidations on this connection.
+    const resp2 = this.conn.state === 'ready' && this.conn.protocol !== 3;
+    if (resp2 || (!this.listening && !(this.listening = this.listen(this.conn, this.onPush)))) {
       this.refuse(new ClientStateError(`client-side cache for ${this.conn.address} is off: the connection does not speak RESP3, so the server cannot push invalidations; reads go to the server`));
       return false;
     }
@@ -249,7 +256,8 @@ export class ConnectionCache {
     const epoch = this.epoch;
     this.conn.submit(encodeCommand('CLIENT', args) as Encoded, new TrackingSink((err) => {
       if (err === null) {
-        if (this.epoch === epoch) this.confirmedEpoch = epoch;
+        if (this.conn.protocol !== 3) this.refuse(new ClientStateError(`client-side cache for ${this.conn.address} is off: the server speaks RESP2 only (no HELLO 3), so it cannot push invalidations; reads go to the server`));
+        else if (this.epoch === epoch) this.confirmedEpoch = epoch;
       } else if (err.name === 'ReplyError') {
         this.refuse(err);
       }

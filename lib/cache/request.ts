@@ -37,6 +37,7 @@ export class CachedRequest {
     readonly command: string,
     readonly returnBuffers: boolean,
     readonly bigInt: boolean | undefined,
+    readonly resp3: boolean | undefined,
     readonly encoded: Encoded,
     /** The read as [name, ...args], to send it again elsewhere (fallback). */
     readonly argv: readonly unknown[],
@@ -138,6 +139,7 @@ class ReadSink implements ReplySink {
   get command(): string { return this.req.command; }
   get returnBuffers(): boolean { return this.req.returnBuffers; }
   get bigInt(): boolean | undefined { return this.req.bigInt; }
+  get resp3(): boolean | undefined { return this.req.resp3; }
   resolveReply(reply: unknown): void {
     if (this.settled) return;
     this.settled = true;

@@ -44,10 +44,10 @@ export interface CacheSettings {
   ttl: number;
 }
 
-/** Replies decoded as strings/Buffers and numbers/bigints are different entries. */
-export const MODES = 4;
-export function modeOf(returnBuffers: boolean, bigInt: boolean): number {
-  return (returnBuffers ? 1 : 0) | (bigInt ? 2 : 0);
+/** Replies decoded otherwise (strings or Buffers, numbers or bigints, RESP2 shapes or native RESP3) are different entries. */
+export const MODES = 8;
+export function modeOf(returnBuffers: boolean, bigInt: boolean, resp3: boolean): number {
+  return (returnBuffers ? 1 : 0) | (bigInt ? 2 : 0) | (resp3 ? 4 : 0);
 }
 
 class Entry {

@@ -21,6 +21,8 @@ import {
 import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
 import type { CacheControl } from '../base/cache-options.js';
+import { kAddPushListener, type PushListener } from './push.js';
+import { toResp2Shape } from '../protocol/resp2-shapes.js';
 import { warnUnheardError } from '../base/warnings.js';
 
 /** What a connection needs from the loop that owns it. */
@@ -145,6 +147,10 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
   private pushHandler: PushHandler | undefined;
+  /** Whether replies may come in RESP3 (HELLO 3 was sent): some need their RESP2 shape back. */
+  private resp3Shapes = false;
+  /** Who hears RESP3 push frames when no push-mode handler takes them (see [kPushListeners]). */
+  private pushListeners: PushListener[] = [];
 
   /**
    * Whether the socket and timers keep the process alive: while the first connection is being
@@ -164,7 +170,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.loop = owner;
     this.options = options;
     this.address = options.path ?? `${options.host}:${options.port}/${options.db}`;
-    this.decoder = new ReplyDecoder(this, options.returnBuffers, options.bigInt);
+    this.decoder = new ReplyDecoder(this, options.returnBuffers, options.bigInt, options.resp3);
     this.open();
   }
 
@@ -379,8 +385,26 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (this.settledPrefix !== 0) this.settledPrefix--;
     if (this.handshakeLeft === 0) this.counters.repliesReceived++;
     if (this.pending.length === 0) this.releaseIfIdle();
+    // RESP3: a few commands' replies are nested otherwise than RESP2's (ZRANGE ... WITHSCORES).
+    if (typeof reply === 'object' && reply !== null) {
+      if (this.resp3Shapes && !(sink.resp3 ?? this.options.resp3)) reply = toResp2Shape(sink.command, reply, sink.blockNames);
+      if (sink.command.length === 5 && sink.command.toUpperCase() === 'HELLO') this.noteProtocol(reply);
+    }
     sink.resolveReply(reply);
     if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  /** A HELLO's reply (the handshake's or the caller's) says which protocol the replies now use. */
+  private noteProtocol(reply: unknown): void {
+    const entries: unknown[] = reply instanceof Map ? [...reply].flat() : Array.isArray(reply) ? reply : [];
+    for (let i = 0; i + 1 < entries.length; i += 2) {
+      if (String(entries[i]) === 'proto') this.resp3Shapes = Number(entries[i + 1]) === 3;
+    }
+  }
+
+  /** The RESP version replies come in: 3 after HELLO 3, else 2 (a server without HELLO, or protocol: 2). */
+  get protocol(): 2 | 3 {
+    return this.resp3Shapes ? 3 : 2;
   }
 
   onErrorReply(message: string): void {
@@ -403,7 +427,8 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /** Whether `sink` wants its reply decoded otherwise than the connection's options say. */
   private ownMode(sink: ReplySink): boolean {
-    return sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined || sink.onReplyHead !== undefined;
+    return sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined || sink.resp3 !== undefined
+      || sink.onReplyHead !== undefined;
   }
 
   /** Puts the decoder in the mode the next pending reply wants. */
@@ -414,8 +439,11 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /** Decodes the next reply as `sink` wants it (the connection's options when undefined). */
   private decodeFor(sink: ReplySink | undefined): void {
-    this.decoder.returnBuffers = sink === undefined ? this.options.returnBuffers : sink.returnBuffers;
-    this.decoder.bigInt = sink?.bigInt ?? this.options.bigInt;
+    this.decoder.setMode(
+      sink === undefined ? this.options.returnBuffers : sink.returnBuffers,
+      sink?.bigInt ?? this.options.bigInt,
+      sink?.resp3 ?? this.options.resp3,
+    );
     this.decoder.peekHead = sink?.onReplyHead !== undefined;
   }
 
@@ -438,6 +466,22 @@ export class Connection implements ReplyHandler, CommandTarget {
     return new ReplyError(message, this.pending.peekFront()?.command ?? '?');
   }
 
+  /** @internal Registers a hearer of RESP3 push frames; returns the function that removes it. */
+  [kAddPushListener](listener: PushListener): () => void {
+    this.pushListeners = [...this.pushListeners, listener];
+    return () => { this.pushListeners = this.pushListeners.filter((l) => l !== listener); };
+  }
+
+  /** A RESP3 push frame: to the push-mode handler (pub/sub), else to the push listeners (the cache). */
+  onPush(frame: unknown[]): void {
+    if (this.pushHandler !== undefined) {
+      this.pushHandler.onPush(frame);
+      return;
+    }
+    const listeners = this.pushListeners;
+    for (let i = 0; i < listeners.length; i++) listeners[i]!(frame, this);
+  }
+
   private onData(chunk: Buffer): void {
     this.decoder.feed(chunk);
     if (this.drainWaiters.length !== 0) this.checkDrain();
@@ -458,8 +502,14 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   /** @internal From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
-  onPushMessage(channel: unknown, message: unknown): void {
-    // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
+  onPushMessage(channel: unknown, message: unknown, push: boolean): void {
+    // RESP2: a pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
+    // RESP3: a push is never a reply.
+    if (push) {
+      if (this.pushHandler?.onMessage !== undefined) this.pushHandler.onMessage(channel, message);
+      else this.onPush([this.decoder.pushReturnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      return;
+    }
     if (this.pending.length !== 0 || this.pushHandler?.onMessage === undefined) {
       this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
       return;

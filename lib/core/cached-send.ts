@@ -15,8 +15,9 @@ import { CACHE_FRONT } from '../cache/hub.js';
 /** What a target's cache front does (ConnectionCache, RouterCache). */
 export interface CacheFront {
   readonly auto: boolean;
-  /** The `bigInt` the target's replies are decoded with when a command does not say. */
+  /** The `bigInt` and `resp3` the target's replies are decoded with when a command does not say. */
   readonly defaultBigInt: boolean;
+  readonly defaultResp3: boolean;
   /** True while cached reads must wait (the command table, or a router's slot map, unknown). */
   readonly waiting: boolean;
   park(resume: (err: Error | undefined) => void): void;
@@ -28,6 +29,7 @@ export interface CacheFront {
 export interface CacheSendOptions {
   returnBuffers?: boolean | undefined;
   bigInt?: boolean | undefined;
+  resp3?: boolean | undefined;
   cache?: boolean | number | undefined;
 }
 
@@ -74,7 +76,7 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
 
   let mode = 0;
   if (caching) {
-    mode = modeOf(returnBuffers === true, options?.bigInt ?? front.defaultBigInt);
+    mode = modeOf(returnBuffers === true, options?.bigInt ?? front.defaultBigInt, options?.resp3 ?? front.defaultResp3);
     const v = front.hit(name, args, from, mode, maxAge);
     if (v !== MISS) {
       const f = parked ?? new Future<T>(name, returnBuffers, loop);

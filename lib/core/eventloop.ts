@@ -27,6 +27,7 @@ import { CommandTable } from '../routing/commands.js';
 import { RouterCache } from '../routing/cache-front.js';
 import { sendCached, type CacheFront, type CacheSendLoop } from './cached-send.js';
 import type { Encoded } from '../protocol/encoder.js';
+import { kAddPushListener } from '../connection/push.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -34,6 +35,12 @@ export interface CommandOptions {
   returnBuffers?: boolean | undefined;
   /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
   bigInt?: boolean | undefined;
+  /**
+   * Decode this reply's RESP3 types natively (Map, Set, number, boolean, bigint; see
+   * docs/resp3.md) instead of in their RESP2 shapes (overrides the connection's setting).
+   * No effect on a connection that speaks RESP2.
+   */
+  resp3?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
   /**
@@ -64,9 +71,11 @@ export interface EventLoopEvents {
   unobservedError: (err: Error, command: string) => void;
 }
 
-/** Registers the cache's invalidation handler for a connection's push frames; false without RESP3. */
-function listenForPushes(_conn: Connection, _onPush: (frame: unknown) => void): boolean {
-  return false; // RESP3 push frames: wired once the connection can deliver them
+/** Registers the cache's invalidation handler for a connection's push frames; false when it speaks RESP2. */
+function listenForPushes(conn: Connection, onPush: (frame: unknown) => void): boolean {
+  if (conn.resolvedOptions.protocol !== 3) return false;
+  conn[kAddPushListener]((frame) => onPush(frame));
+  return true;
 }
 
 export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSendLoop {
@@ -114,7 +123,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
     const cluster = new Cluster(this, seeds, options);
     this.routers.add(cluster);
     const cache = resolveCacheOptions(options?.cache ?? this.defaults.cache);
-    if (cache !== undefined) this.attachRouterCache(cluster, cache, 'cluster', options?.bigInt ?? this.defaults.bigInt ?? false);
+    if (cache !== undefined) this.attachRouterCache(cluster, cache, 'cluster', options?.bigInt ?? this.defaults.bigInt ?? false, options?.resp3 ?? this.defaults.resp3 ?? false);
     return cluster;
   }
 
@@ -138,7 +147,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
     });
     const set = new ShardSet(this, conns);
     this.routers.add(set);
-    if (cache !== undefined) this.attachRouterCache(set, cache, 'shard set', conns[0]!.resolvedOptions.bigInt);
+    if (cache !== undefined) this.attachRouterCache(set, cache, 'shard set', conns[0]!.resolvedOptions.bigInt, conns[0]!.resolvedOptions.resp3);
     return set;
   }
 
@@ -147,9 +156,9 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
     return this.cacheHub;
   }
 
-  private attachRouterCache(router: Cluster | ShardSet, cache: NonNullable<ReturnType<typeof resolveCacheOptions>>, kind: 'cluster' | 'shard set', bigInt: boolean): void {
+  private attachRouterCache(router: Cluster | ShardSet, cache: NonNullable<ReturnType<typeof resolveCacheOptions>>, kind: 'cluster' | 'shard set', bigInt: boolean, resp3: boolean): void {
     this.hub();
-    (router as unknown as Record<symbol, unknown>)[CACHE_FRONT] = new RouterCache(router, cache, kind, bigInt);
+    (router as unknown as Record<symbol, unknown>)[CACHE_FRONT] = new RouterCache(router, cache, kind, bigInt, resp3);
   }
 
   /** The connections this loop owns that are not closed for good. */
@@ -246,12 +255,14 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'cache') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, cache)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'resp3' && key !== 'cache') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, resp3, cache)`);
     }
-    const { timeout, returnBuffers, bigInt } = options;
+    const { timeout, returnBuffers, bigInt, resp3 } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
     if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
     if (bigInt !== undefined) future.bigInt = bigInt;
+    if (resp3 !== undefined && typeof resp3 !== 'boolean') return new TypeError('resp3 must be a boolean');
+    if (resp3 !== undefined) future.resp3 = resp3;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);

@@ -102,6 +102,8 @@ class BlockCollector implements ReplySink {
     return i === 0 ? 'MULTI' : i <= this.block.parts.length ? this.block.names[i - 1]! : 'EXEC';
   }
   get returnBuffers(): boolean { return this.outer.returnBuffers; }
+  get resp3(): boolean | undefined { return this.outer.resp3; }
+  get blockNames(): readonly string[] { return this.block.names; }
   get deadline(): number { return this.outer.deadline; }
   set deadline(ms: number) { this.outer.deadline = ms; }
   get settled(): boolean { return this.done || this.outer.settled; }

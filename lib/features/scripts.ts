@@ -34,6 +34,7 @@ class ScriptSink implements ReplySink {
   ) {}
   get command(): string { return this.retried ? 'EVAL' : 'EVALSHA'; }
   get returnBuffers(): boolean { return this.user.returnBuffers; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }

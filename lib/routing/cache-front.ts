@@ -33,10 +33,12 @@ export class RouterCache {
   /** One MGET per node for a shard set (any keys may share a server), per slot on a cluster. */
   private readonly groupBySlot: boolean;
   readonly defaultBigInt: boolean;
+  readonly defaultResp3: boolean;
 
-  constructor(readonly router: SlotRouter, readonly config: ResolvedCacheOptions, kind: 'cluster' | 'shard set', defaultBigInt: boolean) {
+  constructor(readonly router: SlotRouter, readonly config: ResolvedCacheOptions, kind: 'cluster' | 'shard set', defaultBigInt: boolean, defaultResp3: boolean) {
     this.groupBySlot = kind === 'cluster';
     this.defaultBigInt = defaultBigInt;
+    this.defaultResp3 = defaultResp3;
     router.onSlotsMoved = (slots) => {
       const moved = new Set(slots);
       for (const node of this.nodes()) node.dropSlots((s) => moved.has(s));
@@ -204,6 +206,7 @@ class Redelivery implements ReplySink {
   get command(): string { return this.req.command; }
   get returnBuffers(): boolean { return this.req.returnBuffers; }
   get bigInt(): boolean | undefined { return this.req.bigInt; }
+  get resp3(): boolean | undefined { return this.req.resp3; }
   resolveReply(reply: unknown): void {
     if (this.settled) return;
     this.settled = true;

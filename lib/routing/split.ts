@@ -91,6 +91,7 @@ class SplitPartSink implements ReplySink {
   get command(): string { return this.merge.sink.command; }
   get returnBuffers(): boolean { return this.merge.sink.returnBuffers; }
   get bigInt(): boolean | undefined { return this.merge.sink.bigInt; }
+  get resp3(): boolean | undefined { return this.merge.sink.resp3; }
   get deadline(): number { return this.merge.sink.deadline; }
   set deadline(ms: number) { this.merge.sink.deadline = ms; }
   get settled(): boolean { return this.settledHere || this.merge.done || this.merge.sink.settled; }

@@ -120,6 +120,8 @@ class ClusterSink implements ReplySink {
   get returnBuffers(): boolean { return this.user.returnBuffers; }
   // Optional on a sink, so nothing makes a wrapper pass it on: without this a per-command bigInt is lost.
   get bigInt(): boolean | undefined { return this.user.bigInt; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
+  get blockNames(): readonly string[] | undefined { return this.user.blockNames; }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
