@@ -14,7 +14,7 @@ import type { ResolvedCacheOptions } from '../base/cache-options.js';
 import { ClientStateError } from '../base/errors.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 import type { Connection } from '../connection/connection.js';
-import { MISS, argLookup, canonicalKey, lookupKey, type NodeCache, type PendingRead } from './store.js';
+import { MISS, argLookup, canonicalKey, lookupKey, modeOf, type NodeCache, type PendingRead } from './store.js';
 import { FLAG_WRITE, uncacheableReason, writeEffect, type CommandClassifier, type CommandInfoLike } from './classify.js';
 import { CachedRequest, MgetAssembly, type Fallback } from './request.js';
 
@@ -26,11 +26,19 @@ export interface CacheEvents {
 /** Per-key MGET entries live under this name, apart from whole replies of `MGET k`. */
 export const MGET_KEY = '\0MGET';
 
+/** What a hit hands back: the reply, and where the loop may keep a settled Future of it (an entry's). */
+export interface Hit {
+  readonly value: unknown;
+  handle: unknown;
+}
+
 export function isMget(name: string): boolean {
   return name.length === 4 && (name === 'MGET' || name === 'mget' || name.toUpperCase() === 'MGET');
 }
 
 export class ConnectionCache {
+  /** Commands parked behind a cached read waiting for the command table (cached-send.ts). */
+  parked: Array<(err: Error | undefined) => void> | undefined = undefined;
   /** Tracking was requested on the current socket (reset when it closes). */
   private trackingSent = false;
   /** Bumped when a socket closes; a read kept only if tracking was confirmed on its socket. */
@@ -39,6 +47,7 @@ export class ConnectionCache {
   private reportedRefusal = false;
   readonly defaultBigInt: boolean;
   readonly defaultResp3: boolean;
+  readonly defaultMode: number;
   /** The push listener is registered (once per connection; it survives reconnects). */
   private listening = false;
 
@@ -56,6 +65,7 @@ export class ConnectionCache {
     const o = conn.resolvedOptions;
     this.defaultBigInt = o.bigInt;
     this.defaultResp3 = o.resp3;
+    this.defaultMode = modeOf(o.returnBuffers, o.bigInt, o.resp3);
   }
 
   /** Cached reads wait until the command table is known. */
@@ -77,18 +87,18 @@ export class ConnectionCache {
 
   // ---------------------------------------------------------------- hits
 
-  /** The cached reply of this read, or MISS. */
-  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): unknown {
-    if (isMget(name)) return this.mgetHit(args, from, mode, maxAge);
-    const lookup = lookupKey(args, from);
-    if (lookup === undefined) return MISS;
-    return this.node.get(mode, name, lookup, maxAge);
+  /** The cached reply of this read (an entry, or an MGET's values), or undefined. */
+  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): Hit | undefined {
+    if (name.length === 4 && isMget(name)) return this.mgetHit(args, from, mode, maxAge);
+    const lookup = args.length - from === 1 && typeof args[from] === 'string' ? args[from] as string : lookupKey(args, from);
+    if (lookup === undefined) return undefined;
+    return this.node.entry(mode, name, lookup, maxAge);
   }
 
-  /** An MGET whose keys are all cached: a fresh array of their values; otherwise MISS (a partial hit is read()'s). */
-  private mgetHit(args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): unknown {
+  /** An MGET whose keys are all cached: a fresh array of their values; otherwise undefined (a partial hit is read()'s). */
+  private mgetHit(args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): Hit | undefined {
     const n = args.length - from;
-    if (n < 1) return MISS;
+    if (n < 1) return undefined;
     const out = new Array<unknown>(n);
     const node = this.node;
     const hitsBefore = node.counters.hits;
@@ -97,11 +107,11 @@ export class ConnectionCache {
       const v = lookup === undefined ? MISS : node.get(mode, MGET_KEY, lookup, maxAge);
       if (v === MISS) {
         node.counters.hits = hitsBefore;
-        return MISS;
+        return undefined;
       }
       out[i] = v;
     }
-    return out;
+    return { value: out, handle: undefined };
   }
 
   // ---------------------------------------------------------------- own writes
@@ -244,13 +254,15 @@ export class ConnectionCache {
   ensureTracking(): boolean {
     if (!this.node.enabled) return false;
     if (this.trackingSent) return true;
-    // A server that fell back to RESP2 (no HELLO) cannot push invalidations on this connection.
-    const resp2 = this.conn.state === 'ready' && this.conn.protocol !== 3;
-    if (resp2 || (!this.listening && !(this.listening = this.listen(this.conn, this.onPush)))) {
+    if (!this.listening && !(this.listening = this.listen(this.conn, this.onPush))) {
       this.refuse(new ClientStateError(`client-side cache for ${this.conn.address} is off: the connection does not speak RESP3, so the server cannot push invalidations; reads go to the server`));
       return false;
     }
     this.trackingSent = true;
+    // Until the handshake says HELLO 3 itself, a connection that did not switch does it here,
+    // in the same write; a server without HELLO answers an error and TRACKING's check below
+    // turns the cache off.
+    if (this.conn.protocol !== 3) this.conn.submit(HELLO_3, new TrackingSink(() => {}, 'HELLO'));
     const prefixes = this.config!.prefixes;
     const args = prefixes === undefined ? ['TRACKING', 'ON', 'OPTIN'] : ['TRACKING', 'ON', 'BCAST', ...prefixes.flatMap((p) => ['PREFIX', p])];
     const epoch = this.epoch;
@@ -326,12 +338,13 @@ export function dropWrittenKeys(node: NodeCache, table: CommandClassifier, info:
   for (let i = 0; i < keys.length; i++) node.invalidate(canonicalKey(args[keys[i]!]));
 }
 
+const HELLO_3 = encodeCommand('HELLO', ['3']) as string;
+
 class TrackingSink implements ReplySink {
-  readonly command = 'CLIENT';
   readonly returnBuffers = false;
   deadline = 0;
   settled = false;
-  constructor(private readonly done: (err: Error | null) => void) {}
+  constructor(private readonly done: (err: Error | null) => void, readonly command = 'CLIENT') {}
   resolveReply(): void {
     if (this.settled) return;
     this.settled = true;

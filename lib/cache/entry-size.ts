@@ -4,8 +4,11 @@
  * safe to hand to every later reader (arrays frozen, Buffers copied off the socket's chunk).
  */
 
-/** Bytes an entry costs beyond its reply and its strings: the entry object, its Map slots, its LRU links. */
-export const ENTRY_OVERHEAD = 160;
+/**
+ * Bytes an entry costs beyond its reply and its strings: the entry object, its Map slots, its
+ * LRU links, and the settled Future its hits share.
+ */
+export const ENTRY_OVERHEAD = 280;
 /** Bytes one key of an entry costs in the key index (a Map slot, the string's header). */
 export const KEY_OVERHEAD = 48;
 

@@ -50,9 +50,11 @@ export function modeOf(returnBuffers: boolean, bigInt: boolean, resp3: boolean):
   return (returnBuffers ? 1 : 0) | (bigInt ? 2 : 0) | (resp3 ? 4 : 0);
 }
 
-class Entry {
+/** A cached reply. `handle` is the loop's settled Future for it, made at the first hit and handed to every later one. */
+export class Entry {
   prev: Entry | null = null;
   next: Entry | null = null;
+  handle: unknown = undefined;
   constructor(
     readonly table: Map<string, Entry>,
     readonly lookup: string,
@@ -154,21 +156,27 @@ export class NodeCache {
    * entry's age (`{ cache: ttlMs }`).
    */
   get(mode: number, name: string, lookup: string, maxAge: number): unknown {
+    const e = this.entry(mode, name, lookup, maxAge);
+    return e === undefined ? MISS : e.value;
+  }
+
+  /** The usable entry for this read (counted as a hit), or undefined. */
+  entry(mode: number, name: string, lookup: string, maxAge: number): Entry | undefined {
     const table = this.tables[mode]!.get(name);
-    if (table === undefined) return MISS;
+    if (table === undefined) return undefined;
     const e = table.get(lookup);
-    if (e === undefined) return MISS;
+    if (e === undefined) return undefined;
     if (e.expiresAt !== Infinity || maxAge !== 0) {
       const now = Date.now();
       if (e.expiresAt <= now) {
         this.remove(e);
-        return MISS;
+        return undefined;
       }
-      if (maxAge !== 0 && e.storedAt + maxAge <= now) return MISS;
+      if (maxAge !== 0 && e.storedAt + maxAge <= now) return undefined;
     }
     if (e !== this.tail) this.touch(e);
     this.counters.hits++;
-    return e.value;
+    return e;
   }
 
   /** The shared read in flight for this lookup, if any. */

@@ -9,7 +9,8 @@ import { Future } from './future.js';
 import type { CommandTarget } from '../connection/target.js';
 import type { Encoded } from '../protocol/encoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
-import { MISS, modeOf } from '../cache/store.js';
+import { modeOf } from '../cache/store.js';
+import type { Hit } from '../cache/connection-cache.js';
 import { CACHE_FRONT } from '../cache/hub.js';
 
 /** What a target's cache front does (ConnectionCache, RouterCache). */
@@ -18,10 +19,14 @@ export interface CacheFront {
   /** The `bigInt` and `resp3` the target's replies are decoded with when a command does not say. */
   readonly defaultBigInt: boolean;
   readonly defaultResp3: boolean;
+  /** The decoding mode of a command sent without options. */
+  readonly defaultMode: number;
   /** True while cached reads must wait (the command table, or a router's slot map, unknown). */
   readonly waiting: boolean;
   park(resume: (err: Error | undefined) => void): void;
-  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): unknown;
+  /** Commands parked, in order, while a cached read waits for the command table (or slot map). */
+  parked: Array<(err: Error | undefined) => void> | undefined;
+  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): Hit | undefined;
   read(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number, explicit: boolean): boolean;
   beforeSend(name: string, args: ArrayLike<unknown>, from: number): void;
 }
@@ -44,17 +49,16 @@ export function frontOf(target: CommandTarget): CacheFront | undefined {
   return (target as unknown as Record<symbol, CacheFront | undefined>)[CACHE_FRONT];
 }
 
-/** Commands of a front parked, in order, while it waits for its command table (or slot map). */
-const queues = new WeakMap<CacheFront, Array<(err: Error | undefined) => void>>();
-
 export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front: CacheFront | undefined,
   name: string, args: ArrayLike<unknown>, from: number, options: CacheSendOptions | undefined, parked?: Future<T>): Future<T> {
   const want = options === undefined ? undefined : options.cache;
   let maxAge = 0;
   let explicit = false;
-  if (want !== undefined && want !== false) {
+  if (want === true) {
     explicit = true;
-    if (want !== true) {
+  } else if (want !== undefined && want !== false) {
+    explicit = true;
+    {
       if (typeof want !== 'number' || !(want > 0) || !Number.isFinite(want)) {
         return rejected(loop, target, name, options, parked, new TypeError(`cache must be true, false or a positive number of ms (the most an entry may be aged), got ${String(want)}`));
       }
@@ -72,15 +76,18 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
   const returnBuffers = options?.returnBuffers ?? target.defaultReturnBuffers;
   // A cached read waits for the command table (what is cacheable, which keys); what is sent
   // after it waits behind it, so the order of the wire is the order of the calls.
-  if (queues.has(front) || (caching && front.waiting)) return park(loop, target, front, name, args, from, options, parked, returnBuffers, caching);
+  if (front.parked !== undefined || (caching && front.waiting)) return park(loop, target, front, name, args, from, options, parked, returnBuffers, caching);
 
   let mode = 0;
   if (caching) {
-    mode = modeOf(returnBuffers === true, options?.bigInt ?? front.defaultBigInt, options?.resp3 ?? front.defaultResp3);
-    const v = front.hit(name, args, from, mode, maxAge);
-    if (v !== MISS) {
+    mode = options === undefined ? front.defaultMode : modeOf(returnBuffers === true, options.bigInt ?? front.defaultBigInt, options.resp3 ?? front.defaultResp3);
+    const hit = front.hit(name, args, from, mode, maxAge);
+    if (hit !== undefined) {
+      // Every hit of an entry shares one settled Future: nothing is made per hit.
+      if (parked === undefined && hit.handle !== undefined) return hit.handle as Future<T>;
       const f = parked ?? new Future<T>(name, returnBuffers, loop);
-      f.resolveReply(v);
+      f.resolveReply(hit.value);
+      if (parked === undefined) hit.handle = f;
       return f;
     }
   }
@@ -101,17 +108,17 @@ function park<T>(loop: CacheSendLoop, target: CommandTarget, front: CacheFront, 
     if (err !== undefined && caching) future.rejectReply(err);
     else sendCached(loop, target, front, name, kept, 0, options, future);
   };
-  const queue = queues.get(front);
+  const queue = front.parked;
   if (queue !== undefined) {
     queue.push(item);
     return future;
   }
-  queues.set(front, [item]);
+  front.parked = [item];
   front.park((err) => {
-    const q = queues.get(front)!;
-    queues.delete(front);
+    const q = front.parked!;
+    front.parked = undefined;
     for (let i = 0; i < q.length; i++) {
-      const again = queues.get(front);
+      const again = front.parked as Array<(err: Error | undefined) => void> | undefined;
       if (again !== undefined) {
         again.push(...q.slice(i)); // parked again: the rest stays behind it, in order
         return;

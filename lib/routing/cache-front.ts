@@ -12,8 +12,8 @@ import { ConnectionClosedError, ReplyError, ClientStateError } from '../base/err
 import type { Encoded } from '../protocol/encoder.js';
 import type { Connection } from '../connection/connection.js';
 import { CACHE_FRONT, groupControl } from '../cache/hub.js';
-import { ConnectionCache, MGET_KEY, dropWrittenKeys, isMget } from '../cache/connection-cache.js';
-import { MISS, argLookup, canonicalKey, lookupKey, type NodeCache } from '../cache/store.js';
+import { ConnectionCache, MGET_KEY, dropWrittenKeys, isMget, type Hit } from '../cache/connection-cache.js';
+import { MISS, argLookup, canonicalKey, lookupKey, modeOf, type NodeCache } from '../cache/store.js';
 import { uncacheableReason, writeEffect } from '../cache/classify.js';
 import { MgetAssembly, type CachedRequest } from '../cache/request.js';
 import { SlotRouter } from './router.js';
@@ -32,13 +32,17 @@ function cacheOf(conn: Connection | undefined): ConnectionCache | undefined {
 export class RouterCache {
   /** One MGET per node for a shard set (any keys may share a server), per slot on a cluster. */
   private readonly groupBySlot: boolean;
+  /** Commands parked behind a cached read waiting for the slot map (cached-send.ts). */
+  parked: Array<(err: Error | undefined) => void> | undefined = undefined;
   readonly defaultBigInt: boolean;
   readonly defaultResp3: boolean;
+  readonly defaultMode: number;
 
   constructor(readonly router: SlotRouter, readonly config: ResolvedCacheOptions, kind: 'cluster' | 'shard set', defaultBigInt: boolean, defaultResp3: boolean) {
     this.groupBySlot = kind === 'cluster';
     this.defaultBigInt = defaultBigInt;
     this.defaultResp3 = defaultResp3;
+    this.defaultMode = modeOf(router.defaultReturnBuffers, defaultBigInt, defaultResp3);
     router.onSlotsMoved = (slots) => {
       const moved = new Set(slots);
       for (const node of this.nodes()) node.dropSlots((s) => moved.has(s));
@@ -74,8 +78,8 @@ export class RouterCache {
     return cacheOf(this.router.connectionForSlot(slot));
   }
 
-  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): unknown {
-    if (args.length <= from) return MISS;
+  hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): Hit | undefined {
+    if (args.length <= from) return undefined;
     if (isMget(name)) {
       const n = args.length - from;
       const out = new Array<unknown>(n);
@@ -84,25 +88,25 @@ export class RouterCache {
         const lookup = argLookup(a);
         const cc = this.cacheForSlot(keySlot(a));
         const v = lookup === undefined || cc === undefined ? MISS : cc.node.get(mode, MGET_KEY, lookup, maxAge);
-        if (v === MISS) return MISS;
+        if (v === MISS) return undefined;
         out[i] = v;
       }
-      return out;
+      return { value: out, handle: undefined };
     }
     const table = this.router.commandTable;
-    if (table === undefined) return MISS;
+    if (table === undefined) return undefined;
     const info = table.lookup(name, args, from);
-    if (info === undefined) return MISS;
+    if (info === undefined) return undefined;
     let first = from;
     if (!info.firstArgIsTheKey) {
       const keys = table.keyIndices(info, args, from);
-      if (keys.length === 0) return MISS;
+      if (keys.length === 0) return undefined;
       first = keys[0]!;
     }
     const cc = this.cacheForSlot(keySlot(args[first]));
-    if (cc === undefined) return MISS;
+    if (cc === undefined) return undefined;
     const lookup = lookupKey(args, from);
-    return lookup === undefined ? MISS : cc.node.get(mode, name, lookup, maxAge);
+    return lookup === undefined ? undefined : cc.node.entry(mode, name, lookup, maxAge);
   }
 
   beforeSend(name: string, args: ArrayLike<unknown>, from: number): void {
