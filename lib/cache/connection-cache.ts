@@ -168,10 +168,16 @@ export class ConnectionCache {
       return true;
     }
     const keys = keyIdx.map((k) => canonicalKey(args[k]));
-    const p = this.node.begin(mode, name, lookup, keys, maxAge, -1);
+    const p = this.node.begin(mode, name, lookup, keys, this.ttlFor(maxAge), -1);
     p.waiters.push(sink);
     this.sendRequest([p], false, name, encoded, keyIdx.map((k) => args[k]), sink, [], undefined);
     return true;
+  }
+
+  /** How long an entry read now may live: this connection's ttl, or the caller's bound if shorter (0: no limit). */
+  ttlFor(maxAge: number): number {
+    const ttl = this.config?.ttl ?? 0;
+    return ttl === 0 ? maxAge : maxAge === 0 ? ttl : Math.min(ttl, maxAge);
   }
 
   /** Why `{ cache }` cannot apply on this connection, if it cannot. */
@@ -225,7 +231,7 @@ export class ConnectionCache {
         shared.waiters.push(whole.position(pos));
         continue;
       }
-      const p = node.begin(mode, MGET_KEY, lookup, [canonicalKey(keyArg)], maxAge, slot);
+      const p = node.begin(mode, MGET_KEY, lookup, [canonicalKey(keyArg)], this.ttlFor(maxAge), slot);
       p.waiters.push(whole.position(pos));
       parts.push(p);
       missArgs.push(keyArg);
@@ -259,10 +265,10 @@ export class ConnectionCache {
       return false;
     }
     this.trackingSent = true;
-    // Until the handshake says HELLO 3 itself, a connection that did not switch does it here,
-    // in the same write; a server without HELLO answers an error and TRACKING's check below
-    // turns the cache off.
-    if (this.conn.protocol !== 3) this.conn.submit(HELLO_3, new TrackingSink(() => {}, 'HELLO'));
+    // HELLO 3 in front of tracking, on every socket: a no-op where the handshake already switched,
+    // and the switch where it did not; a server without HELLO answers an error, and TRACKING's
+    // check below turns the cache off.
+    this.conn.submit(HELLO_3, new TrackingSink(() => {}, 'HELLO'));
     const prefixes = this.config!.prefixes;
     const args = prefixes === undefined ? ['TRACKING', 'ON', 'OPTIN'] : ['TRACKING', 'ON', 'BCAST', ...prefixes.flatMap((p) => ['PREFIX', p])];
     const epoch = this.epoch;

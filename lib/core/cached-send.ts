@@ -72,7 +72,7 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
     if (encoded !== undefined) target.submit(encoded, future, name, args, from);
     return future;
   }
-  const caching = explicit || front.auto;
+  const caching = explicit || (want !== false && front.auto);
   const returnBuffers = options?.returnBuffers ?? target.defaultReturnBuffers;
   // A cached read waits for the command table (what is cacheable, which keys); what is sent
   // after it waits behind it, so the order of the wire is the order of the calls.

@@ -163,7 +163,7 @@ export class RouterCache {
       shared.waiters.push(sink);
       return true;
     }
-    const p = cc.node.begin(mode, name, lookup, keyIdx.map((k) => canonicalKey(args[k])), maxAge, slot);
+    const p = cc.node.begin(mode, name, lookup, keyIdx.map((k) => canonicalKey(args[k])), cc.ttlFor(maxAge), slot);
     p.waiters.push(sink);
     cc.sendRequest([p], false, name, encoded, keyIdx.map((k) => args[k]), sink, [name, ...Array.prototype.slice.call(args, from)], this.fallback);
     return true;
