@@ -160,6 +160,15 @@ export class NodeCache {
     return e === undefined ? MISS : e.value;
   }
 
+  /** Whether a usable entry exists, without counting a hit or touching the LRU order. */
+  has(mode: number, name: string, lookup: string, maxAge: number): boolean {
+    const e = this.tables[mode]!.get(name)?.get(lookup);
+    if (e === undefined) return false;
+    if (e.expiresAt === Infinity && maxAge === 0) return true;
+    const now = Date.now();
+    return e.expiresAt > now && (maxAge === 0 || e.storedAt + maxAge > now);
+  }
+
   /** The usable entry for this read (counted as a hit), or undefined. */
   entry(mode: number, name: string, lookup: string, maxAge: number): Entry | undefined {
     const table = this.tables[mode]!.get(name);

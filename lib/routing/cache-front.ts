@@ -81,16 +81,20 @@ export class RouterCache {
   hit(name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number): Hit | undefined {
     if (args.length <= from) return undefined;
     if (isMget(name)) {
+      // All keys cached, or it is read()'s (a partial hit): checked first, so only a full hit counts.
       const n = args.length - from;
-      const out = new Array<unknown>(n);
+      const nodes = new Array<NodeCache>(n);
+      const lookups = new Array<string>(n);
       for (let i = 0; i < n; i++) {
         const a = args[from + i];
         const lookup = argLookup(a);
         const cc = this.cacheForSlot(keySlot(a));
-        const v = lookup === undefined || cc === undefined ? MISS : cc.node.get(mode, MGET_KEY, lookup, maxAge);
-        if (v === MISS) return undefined;
-        out[i] = v;
+        if (lookup === undefined || cc === undefined || !cc.node.has(mode, MGET_KEY, lookup, maxAge)) return undefined;
+        nodes[i] = cc.node;
+        lookups[i] = lookup;
       }
+      const out = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) out[i] = nodes[i]!.get(mode, MGET_KEY, lookups[i]!, maxAge);
       return { value: out, handle: undefined };
     }
     const table = this.router.commandTable;
