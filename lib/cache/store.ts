@@ -134,6 +134,9 @@ export class NodeCache {
   private tail: Entry | null = null;
   private count = 0;
   private size = 0;
+  private lastName = '';
+  private lastMode = -1;
+  private lastTable: Map<string, Entry> | undefined = undefined;
   /** Bumped by clear(): reads sent before it never store. */
   generation = 0;
   /** False once the server refused tracking: nothing is cached, reads go out as they are. */
@@ -171,8 +174,17 @@ export class NodeCache {
 
   /** The usable entry for this read (counted as a hit), or undefined. */
   entry(mode: number, name: string, lookup: string, maxAge: number): Entry | undefined {
-    const table = this.tables[mode]!.get(name);
-    if (table === undefined) return undefined;
+    // Hot reads repeat one command: its table is remembered (a pointer compare for 'GET').
+    let table: Map<string, Entry> | undefined;
+    if (name === this.lastName && mode === this.lastMode) {
+      table = this.lastTable!;
+    } else {
+      table = this.tables[mode]!.get(name);
+      if (table === undefined) return undefined;
+      this.lastName = name;
+      this.lastMode = mode;
+      this.lastTable = table;
+    }
     const e = table.get(lookup);
     if (e === undefined) return undefined;
     if (e.expiresAt !== Infinity || maxAge !== 0) {
