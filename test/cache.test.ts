@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { ConfigError, EventLoop, Future, type Connection } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
+import { kSetReading } from '../lib/base/internal.js';
 import { nextEvent, outcome, within } from './reliability/helpers.js';
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -138,12 +139,12 @@ describe('client-side cache', function () {
       conn.cache!.clear(); // the entry goes; the server still tracks the key for B
       const invalidationsBefore = conn.cache!.stats.invalidations;
       const pttls = await calls(srv, 'pttl');
-      conn.setReading(false);
+      conn[kSetReading](false);
       const inFlight = loop.send(conn, ['GET', key], CACHED);
       await until(async () => (await calls(srv, 'pttl')) > pttls, 5000, 'A\'s read to have run');
       await srv.command('SET', key, `new${i}`);
       await loop.sendCommand(other, 'PING'); // B's invalidation came before this reply
-      conn.setReading(true);
+      conn[kSetReading](true);
       expect(await inFlight).to.equal(`old${i}`); // what the server answered then
       expect(conn.cache!.stats.entries).to.equal(0);
       expect(conn.cache!.stats.invalidations).to.equal(invalidationsBefore);

@@ -4,9 +4,11 @@
 import { expect } from 'chai';
 import { AttributedReply, EventLoop, Future, VerbatimString, type Connection } from '../lib/index.js';
 import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
-import { kAddPushListener } from '../lib/connection/push.js';
+import { kAddPushListener } from '../lib/base/internal.js';
 import { ProtocolError, ReplyError } from '../lib/base/errors.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
+import { startFakeServer, type FakeClient } from '../harness/fake-server.js';
+import { AuthError } from '../lib/base/errors.js';
 
 class Collector implements ReplyHandler {
   events: unknown[] = [];
@@ -130,7 +132,6 @@ describe('RESP3 on a server', function () {
     loop = new EventLoop();
     conn = loop.connect(server.url);
     await loop.sendCommand(conn, 'FLUSHALL');
-    if (conn.protocol !== 3) await loop.send(conn, ['HELLO', '3']); // TEMP until the handshake says HELLO 3
   });
   afterEach(async () => { await loop.close(); });
 
@@ -172,7 +173,6 @@ describe('RESP3 on a server', function () {
 
   it('resp3: true per connection', async () => {
     const native = loop.connect({ url: server.url, resp3: true });
-    if (native.protocol !== 3) await loop.send(native, ['HELLO', '3']); // TEMP
     loop.sendCommand(native, 'HSET', 'h', 'a', '1');
     expect(await loop.sendCommand(native, 'HGETALL', 'h')).to.deep.equal(new Map([['a', '1']]));
     expect(await loop.send(native, ['HGETALL', 'h'], { resp3: false })).to.deep.equal(['a', '1']);
@@ -217,5 +217,171 @@ describe('RESP3 on a server', function () {
     await loop.sendCommand(conn, 'PING');
     expect(invalidated.length).to.be.greaterThan(0);
     expect(invalidated).to.include('k1');
+  });
+});
+
+describe('RESP3 handshake', function () {
+  this.timeout(60_000);
+
+  it('HELLO 3 carries AUTH and SETNAME, and SELECT and READONLY go in the same write, before any answer', async () => {
+    let client: FakeClient | undefined;
+    const fake = await startFakeServer({
+      onCommand: (cmd, c) => {
+        client = c;
+        if (c.commands.length < 3) return null; // hold the answers until the third step is here
+        c.write('%1\r\n$5\r\nproto\r\n:3\r\n+OK\r\n+OK\r\n');
+        return null;
+      },
+    });
+    const loop = new EventLoop();
+    try {
+      const conn = loop.connect({ port: fake.port, username: 'u', password: 'pw', name: 'app', db: 2, readOnly: true });
+      await new Promise<void>((resolve) => loop.once('ready', () => resolve()));
+      expect(client!.commands).to.deep.equal([
+        ['HELLO', '3', 'AUTH', 'u', 'pw', 'SETNAME', 'app'], ['SELECT', '2'], ['READONLY'],
+      ]);
+      expect(conn.protocol).to.equal(3);
+    } finally {
+      loop.disconnect();
+      await fake.close();
+    }
+  });
+
+  it('a server without HELLO: RESP2, silently, with the RESP2 handshake after it (the password never shown)', async () => {
+    const fake = await startFakeServer();
+    const loop = new EventLoop();
+    const errors: Error[] = [];
+    loop.on('error', (e: Error) => errors.push(e));
+    try {
+      const conn = loop.connect({ port: fake.port, password: 'secret-pw', name: 'app', db: 1 });
+      expect(await loop.sendCommand(conn, 'ECHO', 'hi')).to.equal('hi');
+      expect(conn.protocol).to.equal(2);
+      expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['HELLO', 'SELECT', 'AUTH', 'SELECT', 'CLIENT', 'ECHO']);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      loop.disconnect();
+      await fake.close();
+    }
+  });
+
+  it('protocol: 2 never says HELLO', async () => {
+    const fake = await startFakeServer();
+    const loop = new EventLoop();
+    try {
+      const conn = loop.connect({ port: fake.port, protocol: 2, password: 'pw' });
+      expect(await loop.sendCommand(conn, 'PING')).to.equal('PONG');
+      expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['AUTH', 'PING']);
+      expect(conn.protocol).to.equal(2);
+    } finally {
+      loop.disconnect();
+      await fake.close();
+    }
+  });
+
+  it('protocol and resp3 are validated', () => {
+    const loop = new EventLoop();
+    expect(() => loop.connect({ protocol: 4 as 3 })).to.throw(/protocol must be 2 or 3/);
+    expect(() => loop.connect({ protocol: 2, resp3: true })).to.throw(/resp3: true needs protocol 3/);
+    expect(() => loop.connect({ resp3: 'yes' as unknown as boolean })).to.throw(/resp3 must be a boolean/);
+    expect(() => loop.connect('redis://127.0.0.1?protocol=5')).to.throw(/protocol must be 2 or 3/);
+    loop.disconnect();
+  });
+
+  describe('on a server with a password', () => {
+    let server: RedisServer;
+    before(async () => { server = await startRedis({ args: ['--requirepass', 'pw'] }); });
+    after(async () => { await server.stop(); });
+
+    it('authenticates, names and selects in the handshake; RESP3 again after a reconnect', async () => {
+      const loop = new EventLoop({ reconnect: { initialDelay: 5, maxDelay: 20 } });
+      loop.on('error', () => {});
+      try {
+        const conn = loop.connect({ port: server.port, password: 'pw', name: 'r3', db: 3 });
+        await loop.sendCommand(conn, 'SET', 'where', 'db3');
+        expect(conn.protocol).to.equal(3);
+        expect(await loop.sendCommand(conn, 'CLIENT', 'GETNAME')).to.equal('r3');
+        const other = loop.connect({ port: server.port, password: 'pw', db: 3, protocol: 2 });
+        expect(await loop.sendCommand(other, 'GET', 'where')).to.equal('db3');
+        expect(other.protocol).to.equal(2);
+        await loop.sendCommand(other, 'CLIENT', 'KILL', 'SKIPME', 'yes', 'TYPE', 'normal').catch(() => {});
+        await new Promise<void>((resolve) => loop.once('ready', () => resolve()));
+        loop.sendCommand(conn, 'ZADD', 'z', '1', 'a');
+        expect(await loop.sendCommand(conn, 'ZRANGE', 'z', 0, -1, 'WITHSCORES')).to.deep.equal(['a', '1']);
+        expect(conn.protocol).to.equal(3);
+      } finally {
+        loop.disconnect();
+      }
+    });
+
+    it('a wrong password in HELLO is an AuthError saying authentication failed', async () => {
+      const loop = new EventLoop();
+      loop.on('error', () => {});
+      try {
+        const conn = loop.connect({ port: server.port, password: 'wrong' });
+        const err = await loop.sendCommand(conn, 'PING').then(() => undefined, (e: Error) => e);
+        expect(err).to.be.instanceOf(AuthError);
+        expect(err!.message).to.match(/authentication failed/);
+        expect(err!.message).not.to.include('wrong');
+      } finally {
+        loop.disconnect();
+      }
+    });
+
+    it('no password given: RESP2 as before HELLO, commands meet NOAUTH until the caller sends AUTH', async () => {
+      const loop = new EventLoop();
+      try {
+        const conn = loop.connect({ port: server.port });
+        const err = await loop.sendCommand(conn, 'PING').then(() => undefined, (e: Error) => e);
+        expect(err!.message).to.match(/NOAUTH/);
+        expect(conn.protocol).to.equal(2);
+        expect(await loop.sendCommand(conn, 'AUTH', 'pw')).to.equal('OK');
+        expect(await loop.sendCommand(conn, 'PING')).to.equal('PONG');
+      } finally {
+        loop.disconnect();
+      }
+    });
+  });
+
+  describe('pub/sub and shard sets speak RESP3 too', () => {
+    let server: RedisServer;
+    before(async () => { server = await startRedis(); });
+    after(async () => { await server.stop(); });
+
+    it('a subscription on RESP3 gets its messages (> frames) in order, and its connection is RESP3', async () => {
+      const loop = new EventLoop();
+      try {
+        const conn = loop.connect(server.url);
+        const sub = loop.subscribe(conn, ['ch'], { patterns: ['p.*'] });
+        await sub.ready;
+        for (const c of loop.connections) expect(c.protocol).to.equal(3);
+        const got: string[] = [];
+        const done = new Promise<void>((resolve) => {
+          sub.on('message', (channel: string, message: string) => got.push(`${channel}:${message}`));
+          sub.on('pmessage', (pattern: string, channel: string, message: string) => {
+            got.push(`${pattern}>${channel}:${message}`);
+            resolve();
+          });
+        });
+        for (let i = 0; i < 1000; i++) loop.sendCommand(conn, 'PUBLISH', 'ch', String(i));
+        loop.sendCommand(conn, 'PUBLISH', 'p.x', 'pattern');
+        await done;
+        expect(got.slice(0, 1000)).to.deep.equal(Array.from({ length: 1000 }, (_, i) => `ch:${i}`));
+        expect(got[1000]).to.equal('p.*>p.x:pattern');
+      } finally {
+        await loop.close();
+      }
+    });
+
+    it('a shard set opens RESP3 connections, with RESP2 shapes', async () => {
+      const loop = new EventLoop();
+      try {
+        const set = loop.shards([server.url]);
+        loop.sendCommand(set, 'ZADD', 'z', '2.5', 'b');
+        expect(await loop.sendCommand(set, 'ZRANGE', 'z', 0, -1, 'WITHSCORES')).to.deep.equal(['b', '2.5']);
+        expect(set.masterConnections.map((c) => c.protocol)).to.deep.equal([3]);
+      } finally {
+        await loop.close();
+      }
+    });
   });
 });

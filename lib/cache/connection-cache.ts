@@ -260,15 +260,13 @@ export class ConnectionCache {
   ensureTracking(): boolean {
     if (!this.node.enabled) return false;
     if (this.trackingSent) return true;
-    if (!this.listening && !(this.listening = this.listen(this.conn, this.onPush))) {
+    // A server that answered the handshake in RESP2 (no HELLO) cannot push invalidations here.
+    const resp2 = this.conn.state === 'ready' && this.conn.protocol !== 3;
+    if (resp2 || (!this.listening && !(this.listening = this.listen(this.conn, this.onPush)))) {
       this.refuse(new ClientStateError(`client-side cache for ${this.conn.address} is off: the connection does not speak RESP3, so the server cannot push invalidations; reads go to the server`));
       return false;
     }
     this.trackingSent = true;
-    // HELLO 3 in front of tracking, on every socket: a no-op where the handshake already switched,
-    // and the switch where it did not; a server without HELLO answers an error, and TRACKING's
-    // check below turns the cache off.
-    this.conn.submit(HELLO_3, new TrackingSink(() => {}, 'HELLO'));
     const prefixes = this.config!.prefixes;
     const args = prefixes === undefined ? ['TRACKING', 'ON', 'OPTIN'] : ['TRACKING', 'ON', 'BCAST', ...prefixes.flatMap((p) => ['PREFIX', p])];
     const epoch = this.epoch;
@@ -343,8 +341,6 @@ export function dropWrittenKeys(node: NodeCache, table: CommandClassifier, info:
   }
   for (let i = 0; i < keys.length; i++) node.invalidate(canonicalKey(args[keys[i]!]));
 }
-
-const HELLO_3 = encodeCommand('HELLO', ['3']) as string;
 
 class TrackingSink implements ReplySink {
   readonly returnBuffers = false;

@@ -4,8 +4,9 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
-import { Connection } from '../connection/connection.js';
+import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
+import { kAddPushListener, kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
@@ -27,7 +28,6 @@ import { CommandTable } from '../routing/commands.js';
 import { RouterCache } from '../routing/cache-front.js';
 import { sendCached, type CacheFront, type CacheSendLoop } from './cached-send.js';
 import type { Encoded } from '../protocol/encoder.js';
-import { kAddPushListener } from '../connection/push.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -50,11 +50,7 @@ export interface CommandOptions {
   cache?: boolean | number | undefined;
 }
 
-export interface ReconnectingInfo {
-  attempt: number;
-  delay: number;
-  error: Error;
-}
+export type { ReconnectingInfo };
 
 /** Events the loop emits; every connection event names its connection. */
 export interface EventLoopEvents {
@@ -103,9 +99,14 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
 
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */
   connect(target: string | ConnectionOptions = {}): Connection {
+    return this[kConnect](target, undefined);
+  }
+
+  /** @internal loop.connect() for a layer's own connection: `observer` hears of its lifecycle, not of every connection's. */
+  [kConnect](target: string | ConnectionOptions, observer: ConnectionObserver | undefined): Connection {
     if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
     const resolved = resolveOptions(target, this.defaults);
-    const conn = new Connection(this, resolved);
+    const conn = new Connection(this, resolved, observer);
     if (resolved.cache !== undefined || this.cacheHub?.has(conn.address)) this.hub().attach(conn, resolved.cache);
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
@@ -270,7 +271,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
     if (timeout > MAX_TIMER_MS) return new TypeError(`timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
-      target.commandTimedOut?.(future); // resetOnTimeout applies to per-command timeouts too
+      target[kCommandTimedOut]?.(future); // resetOnTimeout applies to per-command timeouts too
     }, timeout);
     return undefined;
   }
@@ -376,7 +377,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */
-  scheduleFlush(conn: Connection): void {
+  [kScheduleFlush](conn: Connection): void {
     this.dirty.push(conn);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -388,7 +389,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSen
     this.flushQueued = false;
     const dirty = this.dirty;
     this.dirty = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
+    for (let i = 0; i < dirty.length; i++) dirty[i]![kFlush]();
   };
 
   /**

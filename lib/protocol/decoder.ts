@@ -595,9 +595,11 @@ export class ReplyDecoder {
           return null;
         }
         while (p < len && (c = buf[p]!) !== 13) {
+          if (c < 48 || c > 57) break;
           count = count * 10 + c - 48;
           p++;
         }
+        if (p < len && c !== 13) break; // not a length: not RESP
         if (p + 1 >= len) return INCOMPLETE;
         this.pos = p + 2;
         const top = this.arrays.length === 0;
@@ -653,9 +655,11 @@ export class ReplyDecoder {
         let size = 0;
         let c = 0;
         while (p < len && (c = buf[p]!) !== 13) {
+          if (c < 48 || c > 57) break;
           size = size * 10 + c - 48;
           p++;
         }
+        if (p < len && c !== 13) break; // not a length: not RESP
         const from = p + 2;
         const end = from + size;
         if (end + 2 > len || p >= len) {

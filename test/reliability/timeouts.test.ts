@@ -264,7 +264,7 @@ describe('reliability: timeouts', function () {
         const timeouts = events.filter(([name, err]) => name === 'error' && err instanceof TimeoutError);
         expect(timeouts).to.have.length(4); // the first connect and three reconnects
         expect(fake.connectionCount).to.equal(4);
-        expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['AUTH', 'SELECT']); // nothing else
+        expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['HELLO', 'SELECT']); // nothing else (AUTH goes with HELLO 3)
       } finally {
         loop.disconnect();
         await fake.close();

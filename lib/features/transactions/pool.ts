@@ -22,7 +22,7 @@ import { multi, type BlockCommand } from '../multi.js';
 /** What lending needs from the loop (the EventLoop, without importing it). */
 export interface Lender extends UnobservedErrorSink {
   connect(options: ConnectionOptions): Connection;
-  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T>;
+  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean; resp3?: boolean }): Future<T>;
 }
 
 export interface LendOptions {
@@ -197,7 +197,7 @@ export class Transaction {
   ) {}
 
   /** Sends one command on the dedicated connection (WATCH, GET...); MULTI/EXEC go through exec(). */
-  send<T = any>(command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T> {
+  send<T = any>(command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean; resp3?: boolean }): Future<T> {
     const name = Array.isArray(command) && typeof command[0] === 'string' ? command[0].toUpperCase() : '';
     if (name === 'MULTI' || name === 'EXEC' || name === 'DISCARD') {
       const f = new Future<T>(name, false, this.lender);
