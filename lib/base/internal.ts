@@ -26,3 +26,5 @@ export const kCommandTimedOut: unique symbol = Symbol('redloop.commandTimedOut')
 export const kConnect: unique symbol = Symbol('redloop.connect');
 /** ConnectionOwner: flush this connection at the end of the tick (with every other dirty one). */
 export const kScheduleFlush: unique symbol = Symbol('redloop.scheduleFlush');
+/** Connection, Cluster, ShardSet: the target's client-side cache front (lib/cache), undefined when it has none. */
+export const kCacheFront: unique symbol = Symbol('redloop.cacheFront');

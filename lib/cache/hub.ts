@@ -10,12 +10,13 @@ import type { Encoded } from '../protocol/encoder.js';
 import { encodeCommand } from '../protocol/encoder.js';
 import { CallbackSink } from '../connection/callback-sink.js';
 import { Connection } from '../connection/connection.js';
+import { kCacheFront } from '../base/internal.js';
 import { NodeCache } from './store.js';
 import { ConnectionCache, type CacheEvents } from './connection-cache.js';
 import type { CommandClassifier } from './classify.js';
 
 /** The property of a target (Connection, Cluster, ShardSet) that holds its cache front. */
-export const CACHE_FRONT = Symbol('redloop.cacheFront');
+export const CACHE_FRONT = kCacheFront;
 
 // Every Connection has the property (undefined unless a cache is attached): the loop's send path
 // reads it on one hidden class.

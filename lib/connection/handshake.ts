@@ -4,7 +4,7 @@
  * and what a failed step means: "speak RESP2" (a server without HELLO), "not now" (retry with the
  * next socket) or "never" (close for good with an AuthError).
  */
-import { AuthError, ReplyError } from '../base/errors.js';
+import { AuthError, isTransientHandshakeError, ReplyError } from '../base/errors.js';
 import type { ResolvedOptions } from '../base/options.js';
 
 /**
@@ -44,15 +44,6 @@ export function helloRefused(err: ReplyError, o: ResolvedOptions): boolean {
 }
 
 /**
- * Handshake errors that say "not now" rather than "never": the server is loading its data,
- * busy with a script, has no master, or has no room for another client.
- */
-export function isTransient(err: ReplyError): boolean {
-  return err.code === 'LOADING' || err.code === 'BUSY' || err.code === 'MASTERDOWN' || err.code === 'TRYAGAIN'
-    || err.code === 'CLUSTERDOWN' || /max(imum)? number of clients reached/i.test(err.message);
-}
-
-/**
  * What a step's error reply means: a ReplyError to retry with (the socket is dropped, the
  * connection reconnects) or an AuthError to close for good. The server's text never contains
  * the password; ours must not either.
@@ -61,6 +52,6 @@ export function handshakeFailure(step: string, err: ReplyError, o: ResolvedOptio
   const what = step === 'AUTH' || (step === 'HELLO' && /^(WRONGPASS|NOAUTH|NOPERM)$/.test(err.code)) ? 'authentication'
     : step === 'SELECT' ? `SELECT ${o.db}` : step === 'CLIENT' ? 'CLIENT SETNAME' : step === 'HELLO' ? 'HELLO 3' : step;
   // Starting up, busy or full: a later attempt can succeed, so this one just fails.
-  if (isTransient(err)) return { retry: new ReplyError(`${what} on ${address} failed for now, will retry: ${err.message}`, err.command) };
+  if (isTransientHandshakeError(err)) return { retry: new ReplyError(`${what} on ${address} failed for now, will retry: ${err.message}`, err.command) };
   return { fatal: new AuthError(`${what} failed on ${address}: ${err.message}`) };
 }

@@ -26,7 +26,7 @@ import { CacheHub, CACHE_FRONT } from '../cache/hub.js';
 import { resolveCacheOptions, type CacheOptions } from '../base/cache-options.js';
 import { CommandTable } from '../routing/commands.js';
 import { RouterCache } from '../routing/cache-front.js';
-import { sendCached, type CacheFront, type CacheSendLoop } from './cached-send.js';
+import { sendCached, type CacheFront } from './cached-send.js';
 import type { Encoded } from '../protocol/encoder.js';
 
 /** Options for one command, for `loop.send()`. */
@@ -74,7 +74,7 @@ function listenForPushes(conn: Connection, onPush: (frame: unknown) => void): bo
   return true;
 }
 
-export class EventLoop extends EventEmitter<EventLoopEvents> implements CacheSendLoop {
+export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
   /** The client-side caches, made with the first target that has one. */
   private cacheHub: CacheHub | undefined;
