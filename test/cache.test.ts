@@ -86,6 +86,18 @@ describe('client-side cache', function () {
     expect(await loop.send(conn, ['HGETALL', 'h'], CACHED)).to.deep.equal(['f', '1']);
   });
 
+  it('own writes inside a MULTI block or a script drop their keys before they are written', async () => {
+    await srv.commands([['SET', 'mx:a', '0'], ['SET', 'mx:b', '0']]);
+    expect(await loop.send(conn, ['GET', 'mx:a'], CACHED)).to.equal('0');
+    expect(await loop.send(conn, ['GET', 'mx:b'], CACHED)).to.equal('0');
+    loop.multi(conn, [['SET', 'mx:a', 'multi'], ['INCR', 'mx:x']]);
+    expect(await loop.send(conn, ['GET', 'mx:a'], CACHED)).to.equal('multi');
+    const setter = loop.script("redis.call('SET', KEYS[1], ARGV[1]) return 1");
+    await setter.run(conn, ['mx:c'], ['load']); // loaded: the next run is one EVALSHA (a NOSCRIPT retry would run after the read, cached or not)
+    setter.run(conn, ['mx:b'], ['script']);
+    expect(await loop.send(conn, ['GET', 'mx:b'], CACHED)).to.equal('script');
+  });
+
   it('another client writing hot keys: once it stops, every cached value equals the server\'s within a bounded delay, none stale', async () => {
     const keys = Array.from({ length: 50 }, (_, i) => `hot:${i}`);
     const writerLoop = new EventLoop();
