@@ -62,19 +62,21 @@ export class ConnectionCache {
     private readonly listen: (conn: Connection, onPush: (frame: unknown) => void) => boolean,
     private readonly whenTable: (via: Connection, resume: (err: Error | undefined) => void) => void,
   ) {
+    this.waiting = table() === undefined;
     const o = conn.resolvedOptions;
     this.defaultBigInt = o.bigInt;
     this.defaultResp3 = o.resp3;
     this.defaultMode = modeOf(o.returnBuffers, o.bigInt, o.resp3);
   }
 
-  /** Cached reads wait until the command table is known. */
-  get waiting(): boolean {
-    return this.table() === undefined;
-  }
+  /** Cached reads wait until the command table is known (then never again: a field read per hit). */
+  waiting = true;
 
   park(resume: (err: Error | undefined) => void): void {
-    this.whenTable(this.conn, resume);
+    this.whenTable(this.conn, (err) => {
+      if (this.table() !== undefined) this.waiting = false;
+      resume(err);
+    });
   }
 
   get auto(): boolean {

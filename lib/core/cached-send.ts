@@ -73,25 +73,28 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
     return future;
   }
   const caching = explicit || (want !== false && front.auto);
-  const returnBuffers = options?.returnBuffers ?? target.defaultReturnBuffers;
   // A cached read waits for the command table (what is cacheable, which keys); what is sent
   // after it waits behind it, so the order of the wire is the order of the calls.
-  if (front.parked !== undefined || (caching && front.waiting)) return park(loop, target, front, name, args, from, options, parked, returnBuffers, caching);
+  if (front.parked !== undefined || (caching && front.waiting)) {
+    return park(loop, target, front, name, args, from, options, parked, options?.returnBuffers ?? target.defaultReturnBuffers, caching);
+  }
 
   let mode = 0;
   if (caching) {
-    mode = options === undefined ? front.defaultMode : modeOf(returnBuffers === true, options.bigInt ?? front.defaultBigInt, options.resp3 ?? front.defaultResp3);
+    mode = options === undefined || (options.returnBuffers === undefined && options.bigInt === undefined && options.resp3 === undefined)
+      ? front.defaultMode
+      : modeOf(options.returnBuffers ?? target.defaultReturnBuffers, options.bigInt ?? front.defaultBigInt, options.resp3 ?? front.defaultResp3);
     const hit = front.hit(name, args, from, mode, maxAge);
     if (hit !== undefined) {
       // Every hit of an entry shares one settled Future: nothing is made per hit.
       if (parked === undefined && hit.handle !== undefined) return hit.handle as Future<T>;
-      const f = parked ?? new Future<T>(name, returnBuffers, loop);
+      const f = parked ?? new Future<T>(name, options?.returnBuffers ?? target.defaultReturnBuffers, loop);
       f.resolveReply(hit.value);
       if (parked === undefined) hit.handle = f;
       return f;
     }
   }
-  const future = parked ?? new Future<T>(name, returnBuffers, loop);
+  const future = parked ?? new Future<T>(name, options?.returnBuffers ?? target.defaultReturnBuffers, loop);
   const encoded = loop.prepare(target, future as Future<unknown>, name, args, from, options);
   if (encoded === undefined) return future;
   if (caching && front.read(encoded, future, name, args, from, mode, maxAge, explicit)) return future;
