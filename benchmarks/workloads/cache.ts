@@ -123,7 +123,8 @@ export const cacheWindows: Workload = {
   id: 'cache',
   title: 'GET of 1,000 hot keys from the client-side cache, windows of 1000, one connection',
   description: 'GETs of 1,000 hot keys in turn, 1000 awaited together, every reply compared; cached clients have read each key once before the clock starts',
-  count: 2_000_000,
+  // Large: a hit costs tens of ns, and a short run would time the JIT's warm-up, not the cache.
+  count: 10_000_000,
   window: 1000,
   unit: 'GET',
   baseline: 'redloop',
@@ -172,7 +173,7 @@ export const cacheWindows: Workload = {
           return { ops: ctx.count };
         },
       };
-    }, { countFor: (n) => Math.max(100_000, Math.round(n / 4)), note: 'RESP: 3, clientSideCache { ttl: 0, maxEntries: 0, LRU }; runs 1/4 of the count' }),
+    }, { countFor: (n) => Math.max(100_000, Math.round(n / 20)), note: 'RESP: 3, clientSideCache { ttl: 0, maxEntries: 0, LRU }; runs 1/20 of the count' }),
     contestant('ioredis-auto', async (ctx) => {
       await writeHot(ctx.endpoints[0]!, ctx.nonce);
       const hot = hotSet(ctx.nonce);
@@ -190,7 +191,7 @@ export const cacheWindows: Workload = {
           return { ops: ctx.count };
         },
       };
-    }, { countFor: (n) => Math.max(100_000, Math.round(n / 10)), note: 'no client-side cache; runs 1/10 of the count' }),
+    }, { countFor: (n) => Math.max(100_000, Math.round(n / 50)), note: 'no client-side cache; runs 1/50 of the count' }),
     contestant('raw-floor', async (ctx) => {
       await writeHot(ctx.endpoints[0]!, ctx.nonce);
       const hot = hotSet(ctx.nonce);
@@ -214,7 +215,7 @@ export const cacheOneAtATime: Workload = {
   id: 'cache-one',
   title: 'GET of 1,000 hot keys from the client-side cache, each awaited in turn',
   description: 'one GET at a time (parallelism 1, as rueidis measures it), every reply compared',
-  count: 1_000_000,
+  count: 5_000_000,
   window: 1,
   unit: 'GET',
   baseline: 'redloop-naive',
@@ -249,7 +250,7 @@ export const cacheOneAtATime: Workload = {
           return { ops: ctx.count };
         },
       };
-    }, { countFor: (n) => Math.max(5_000, Math.round(n / 100)), note: 'uncached, awaits every GET; runs 1/100 of the count' }),
+    }, { countFor: (n) => Math.max(5_000, Math.round(n / 500)), note: 'uncached, awaits every GET; runs 1/500 of the count' }),
     contestant('node-redis-cache', async (ctx) => {
       await writeHot(ctx.endpoints[0]!, ctx.nonce);
       const hot = hotSet(ctx.nonce);
@@ -262,7 +263,7 @@ export const cacheOneAtATime: Workload = {
           return { ops: ctx.count };
         },
       };
-    }, { countFor: (n) => Math.max(50_000, Math.round(n / 4)), note: 'RESP: 3, clientSideCache; runs 1/4 of the count' }),
+    }, { countFor: (n) => Math.max(50_000, Math.round(n / 20)), note: 'RESP: 3, clientSideCache; runs 1/20 of the count' }),
     contestant('ioredis-auto', async (ctx) => {
       await writeHot(ctx.endpoints[0]!, ctx.nonce);
       const hot = hotSet(ctx.nonce);
@@ -275,7 +276,7 @@ export const cacheOneAtATime: Workload = {
           return { ops: ctx.count };
         },
       };
-    }, { countFor: (n) => Math.max(5_000, Math.round(n / 100)), note: 'no client-side cache, awaits every GET; runs 1/100 of the count' }),
+    }, { countFor: (n) => Math.max(5_000, Math.round(n / 500)), note: 'no client-side cache, awaits every GET; runs 1/500 of the count' }),
   ],
 };
 
