@@ -158,8 +158,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   }
 
   private attachRouterCache(router: Cluster | ShardSet, cache: NonNullable<ReturnType<typeof resolveCacheOptions>>, kind: 'cluster' | 'shard set', bigInt: boolean, resp3: boolean): void {
-    this.hub();
+    const hub = this.hub();
     (router as unknown as Record<symbol, unknown>)[CACHE_FRONT] = new RouterCache(router, cache, kind, bigInt, resp3);
+    // Its command table serves the node connections' own fronts too (writes sent to them directly).
+    router.whenReady().then(() => {
+      const table = router.commandTable;
+      if (table !== undefined) hub.offerTable(table);
+    }, () => {});
   }
 
   /** The connections this loop owns that are not closed for good. */
