@@ -96,7 +96,7 @@ describe('reliability: bad input', function () {
       expect(messages[4]).to.match(/target belongs to another EventLoop/);
       expect(messages[5]).to.match(/the command must be an array like \['GET', 'key'\], got string/);
       expect(messages[6]).to.match(/command name must be a non-empty string, got undefined/);
-      expect(messages[7]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3\)/);
+      expect(messages[7]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3, cache\)/);
       expect(messages[8]).to.match(/timeout must be a positive number of ms, got -5/);
       expect(messages[9]).to.match(/timeout must be a positive number of ms, got soon/);
       expect(messages[10]).to.match(/returnBuffers must be a boolean/);
