@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { ConfigError, EventLoop, Future, type Connection } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
 import { kSetReading } from '../lib/base/internal.js';
-import { nextEvent, outcome, within } from './reliability/helpers.js';
+import { nextEvent, outcome, within } from './support/helpers.js';
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;

@@ -26,5 +26,15 @@ export const kCommandTimedOut: unique symbol = Symbol('redloop.commandTimedOut')
 export const kConnect: unique symbol = Symbol('redloop.connect');
 /** ConnectionOwner: flush this connection at the end of the tick (with every other dirty one). */
 export const kScheduleFlush: unique symbol = Symbol('redloop.scheduleFlush');
+/** SlotRouter: the index of a command's first key when it has one place, or why not (massInsert). */
+export const kKeyOf: unique symbol = Symbol('redloop.keyOf');
+/** SlotRouter: the one slot of a MULTI block's keys, or the RoutingError that says why not. */
+export const kBlockSlot: unique symbol = Symbol('redloop.blockSlot');
+/** SlotRouter: submits a checked MULTI block, whole, to the owner of its slot. */
+export const kSubmitBlock: unique symbol = Symbol('redloop.submitBlock');
+/** SlotRouter: sends a command of a known slot again (one that came back redirected or unwritten). */
+export const kSubmitToSlot: unique symbol = Symbol('redloop.submitToSlot');
+/** Cluster: watches the slot map (pub/sub's sharded channels follow it); returns the function that stops watching. */
+export const kWatchTopology: unique symbol = Symbol('redloop.watchTopology');
 /** Connection, Cluster, ShardSet: the target's client-side cache front (lib/cache), undefined when it has none. */
 export const kCacheFront: unique symbol = Symbol('redloop.cacheFront');

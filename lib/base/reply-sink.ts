@@ -37,3 +37,23 @@ export interface ReplySink {
    */
   onReplyHead?(first: unknown): void;
 }
+
+/**
+ * A sink that stands between a connection's FIFO and another sink (a cluster following a
+ * MOVED, a split command's part, a script turning NOSCRIPT into EVAL) and passes on everything
+ * the connection reads from a sink. Every wrapper extends this, so none forgets one: a wrapper
+ * that did not pass `bigInt` on once lost a per-command option.
+ */
+export abstract class ForwardingSink implements ReplySink {
+  constructor(readonly user: ReplySink) {}
+  get command(): string { return this.user.command; }
+  get returnBuffers(): boolean { return this.user.returnBuffers; }
+  get bigInt(): boolean | undefined { return this.user.bigInt; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
+  get blockNames(): readonly string[] | undefined { return this.user.blockNames; }
+  get deadline(): number { return this.user.deadline; }
+  set deadline(ms: number) { this.user.deadline = ms; }
+  get settled(): boolean { return this.user.settled; }
+  abstract resolveReply(reply: unknown): void;
+  abstract rejectReply(err: Error): void;
+}

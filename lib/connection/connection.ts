@@ -346,16 +346,16 @@ export class Connection implements CommandTarget {
     this.replies.setPushHandler(handler);
   }
 
-  /**
-   * Stops (false) or resumes (true) reading the current socket: backpressure for a push-mode
-   * consumer that falls behind (the server buffers, up to its client-output-buffer-limit).
-   * A new socket after a reconnect starts reading.
-   */
   /** Registers a hearer of the RESP3 push frames no push-mode handler takes; returns its remover. */
   [kAddPushListener](listener: PushListener): () => void {
     return this.replies.addPushListener(listener);
   }
 
+  /**
+   * Stops (false) or resumes (true) reading the current socket: backpressure for a push-mode
+   * consumer that falls behind (the server buffers, up to its client-output-buffer-limit).
+   * A new socket after a reconnect starts reading.
+   */
   [kSetReading](on: boolean): void {
     if (on) this.socket?.resume();
     else this.socket?.pause();

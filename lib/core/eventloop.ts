@@ -15,12 +15,14 @@ import { ClientStateError, ConfigError, TimeoutError } from '../base/errors.js';
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
 import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
 import { ShardSet } from '../routing/shards.js';
+import { checkTarget } from '../routing/targets.js';
 import { subscribe, type Channel, type Subscription, type SubscribeOptions } from '../features/pubsub/pubsub.js';
 import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from '../features/scan/scan.js';
 import { multi, type BlockCommand, type MultiOptions } from '../features/multi.js';
 import { batch } from '../features/batch.js';
 import { script as makeScript, type Script } from '../features/scripts.js';
-import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from '../features/transactions/pool.js';
+import { withConnection, type LendOptions } from '../features/transactions/pool.js';
+import { transaction, type Transaction, type TransactionOptions } from '../features/transactions/transaction.js';
 import type { Settled } from '../features/batch.js';
 import { CacheHub, CACHE_FRONT } from '../cache/hub.js';
 import { resolveCacheOptions, type CacheOptions } from '../base/cache-options.js';
@@ -252,11 +254,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private checkTarget(target: CommandTarget): Error | undefined {
     if (this.closed) return new ClientStateError('this EventLoop is closed; create a new one');
-    if (target === null || typeof target !== 'object' || typeof target.submit !== 'function') {
-      return new TypeError(`target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
-    }
-    if (target.loop !== this) return new TypeError('target belongs to another EventLoop');
-    return undefined;
+    return checkTarget(target, this);
   }
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
@@ -302,7 +300,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    */
   subscribe(target: CommandTarget, channels: readonly Channel[], options?: SubscribeOptions): Subscription {
     this.assertTarget(target);
-    return subscribe(this as never, target, channels, options);
+    return subscribe(this, target, channels, options);
   }
 
   /**

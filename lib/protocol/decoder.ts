@@ -60,7 +60,7 @@ export class AttributedReply<T = unknown> {
   constructor(readonly value: T, readonly attributes: Map<unknown, unknown>) {}
 }
 
-/** What a frame on the stack becomes once filled. */
+/** What a frame on the stack becomes once filled (see ReplyDecoder.specialDepths). */
 const ARRAY = 0;
 const MAP = 1;
 const SET = 2;
@@ -173,8 +173,13 @@ export class ReplyDecoder {
   /** Arrays being filled, outermost first, and the next index of each. */
   private readonly arrays: unknown[][] = [];
   private readonly indexes: number[] = [];
-  /** What each open frame becomes (ARRAY, MAP...); ARRAY costs nothing when it closes. */
-  private readonly kinds: number[] = [];
+  /**
+   * The open frames that are not plain arrays (MAP, SET, PUSH, ATTRIBUTE, or flagged
+   * HAS_ATTRIBUTES): their depths (increasing) and kinds. Plain arrays, all of RESP2 and most of
+   * RESP3, are not in it, so opening and closing them costs what it did before RESP3.
+   */
+  private readonly specialDepths: number[] = [];
+  private readonly specialKinds: number[] = [];
   /** The reply mode while a push frame is being read in the push mode (see setMode). */
   private inPush = false;
   private replyReturnBuffers = false;
@@ -306,10 +311,11 @@ export class ReplyDecoder {
         }
         arrays.pop();
         indexes.pop();
-        const kind = this.kinds.pop()!;
         let value: unknown = array;
-        if (kind !== ARRAY) {
-          value = this.close(kind, array, depth);
+        const specials = this.specialDepths;
+        if (specials.length !== 0 && specials[specials.length - 1] === depth) {
+          specials.pop();
+          value = this.close(this.specialKinds.pop()!, array, depth);
           if (value === HANDLED) {
             if (this.buf !== buf) return; // reset by the handler
             continue;
@@ -401,7 +407,14 @@ export class ReplyDecoder {
           this.topAttributes = attributes;
         } else {
           const parent = this.arrays[depth - 2]!;
-          this.kinds[depth - 2] = this.kinds[depth - 2]! | HAS_ATTRIBUTES;
+          const specials = this.specialDepths;
+          const last = specials.length - 1;
+          if (last >= 0 && specials[last] === depth - 1) {
+            this.specialKinds[last] = this.specialKinds[last]! | HAS_ATTRIBUTES;
+          } else {
+            specials.push(depth - 1);
+            this.specialKinds.push(ARRAY | HAS_ATTRIBUTES);
+          }
           this.attributed.push({ array: parent, index: this.indexes[depth - 2]!, attributes });
         }
         return HANDLED;
@@ -544,7 +557,6 @@ export class ReplyDecoder {
       if (count === 0) return [];
       this.arrays.push(new Array(count));
       this.indexes.push(0);
-      this.kinds.push(ARRAY);
       return OPENED;
     }
     if (type === 43 || type === 45) { // '+' simple string, '-' error (nested: top-level ones never get here)
@@ -622,7 +634,10 @@ export class ReplyDecoder {
         }
         this.arrays.push(new Array(count));
         this.indexes.push(0);
-        this.kinds.push(kind);
+        if (kind !== ARRAY) {
+          this.specialDepths.push(this.arrays.length);
+          this.specialKinds.push(kind);
+        }
         return OPENED;
       }
       case 44: { // ',' double
@@ -734,7 +749,8 @@ export class ReplyDecoder {
     this.pos = 0;
     this.arrays.length = 0;
     this.indexes.length = 0;
-    this.kinds.length = 0;
+    this.specialDepths.length = 0;
+    this.specialKinds.length = 0;
     if (this.inPush) this.endPush();
     this.topAttributes = undefined;
     this.attributed = [];

@@ -11,6 +11,7 @@ import type { Encoded } from '../protocol/encoder.js';
 import type { CommandTarget } from '../connection/target.js';
 import { RoutingError } from '../base/errors.js';
 import type { CacheControl } from '../base/cache-options.js';
+import { kBlockSlot, kKeyOf, kSubmitBlock, kSubmitToSlot } from '../base/internal.js';
 import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
 import { keySlot } from './slot.js';
 import { splitBySlot, splitKind } from './split.js';
@@ -74,7 +75,7 @@ export abstract class SlotRouter implements CommandTarget {
    * slot: a cluster follows MOVED / ASK and waits for a new owner under `sink`. For a command
    * that came back from a node's FIFO redirected or unwritten.
    */
-  submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
+  [kSubmitToSlot](slot: number, encoded: Encoded, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError(sink.command));
     else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
   }
@@ -95,7 +96,7 @@ export abstract class SlotRouter implements CommandTarget {
   /** @internal Told when slots change owner (resharding, failover): the client-side cache drops them. */
   onSlotsMoved: ((slots: readonly number[]) => void) | undefined = undefined;
 
-  /** True once blockSlot() can answer (the command table is known). */
+  /** True once kBlockSlot can answer (the command table is known). */
   get canRouteBlocks(): boolean {
     return this.routable;
   }
@@ -105,7 +106,7 @@ export abstract class SlotRouter implements CommandTarget {
    * anything is written: a RoutingError if they span slots, if the block has no key, or if a
    * command in it would change the connection's state. Only once canRouteBlocks is true.
    */
-  blockSlot(commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
+  [kBlockSlot](commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
     const table = this.table!;
     let slot = -1;
     for (let c = 0; c < commands.length; c++) {
@@ -130,10 +131,10 @@ export abstract class SlotRouter implements CommandTarget {
   }
 
   /**
-   * @internal Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
+   * Submits a block already checked by kBlockSlot to the connection that owns `slot`. This is
    * the only way MULTI/EXEC pass a router: as one piece, never as separate routed commands.
    */
-  submitBlock(slot: number, block: CommandBlock, sink: ReplySink): void {
+  [kSubmitBlock](slot: number, block: CommandBlock, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError('MULTI'));
     else this.sendBlockToSlot(slot, block, sink);
   }
@@ -179,6 +180,11 @@ export abstract class SlotRouter implements CommandTarget {
     return this.parked.length;
   }
 
+  /**
+   * The one error of a closed router, whatever reaches it (a command, a block, whenReady()): a
+   * RoutingError, so that nothing that retries on ClientStateError (a never-written command,
+   * SCAN) waits for a router that will not come back.
+   */
   protected closedError(name: string): Error {
     return new RoutingError(`${name}: this ${this.kind} is closed`);
   }
@@ -242,7 +248,7 @@ export abstract class SlotRouter implements CommandTarget {
    * says why it has no single place (keyless, unknown, refused, cross-slot). Needs the command
    * table: call it after whenReady().
    */
-  keyOf(name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
+  [kKeyOf](name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
     const table = this.table;
     if (table === undefined) return new RoutingError(`${name}: this ${this.kind} does not know the server's commands yet; await whenReady() first`);
     const info = table.lookup(name, args, from);

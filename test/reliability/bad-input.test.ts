@@ -5,23 +5,16 @@ import {
   ClientStateError, ConfigError, EventLoop, parseRedisUrl, type Connection, type Future,
 } from '../../lib/index.js';
 import { resolveOptions } from '../../lib/base/options.js';
-import { startRedis, type RedisServer } from '../../harness/index.js';
-import { nextMacrotask, outcome, errorOf } from './helpers.js';
+import type { RedisServer } from '../../harness/index.js';
+import { nextMacrotask, outcome, errorOf } from '../support/helpers.js';
+import { serverAndLoopPerTest } from '../support/fixtures.js';
 
 describe('reliability: bad input', function () {
   this.timeout(20_000);
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-    await loop.sendCommand(conn, 'PING');
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false, ready: true });
 
   /** Runs `send`, then checks that the connection wrote nothing more than `good` commands. */
   async function writesOnly(good: number, send: () => Future<unknown>[]): Promise<Array<{ ok: boolean; error?: Error; value?: unknown }>> {

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { ConnectionClosedError, EventLoop, ProtocolError, type Future } from '../../lib/index.js';
 import { resp, startFakeServer, type FakeHandler, type FakeServer } from '../../harness/fake-server.js';
-import { nextEvent, outcome, within, errorOf } from './helpers.js';
+import { nextEvent, outcome, within, errorOf } from '../support/helpers.js';
 
 describe('reliability: protocol errors (fake server)', function () {
   this.timeout(20_000);

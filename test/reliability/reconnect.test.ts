@@ -10,7 +10,7 @@ import {
 import { backoffDelay, DEFAULT_RECONNECT } from '../../lib/base/options.js';
 import { rawCommand, rawCommands, startRedis, startShards, type RedisServer } from '../../harness/index.js';
 import { startFakeServer } from '../../harness/fake-server.js';
-import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from './helpers.js';
+import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from '../support/helpers.js';
 
 const FAST_RECONNECT = { initialDelay: 10, maxDelay: 100, jitter: 0.5 };
 
