@@ -285,7 +285,7 @@ export const cacheSetWindows: Workload = {
   id: 'cache-set',
   title: 'SET windows of 1000 with the client-side cache on and off',
   description: 'SETs of 1,000 hot keys in windows of 1000; with the cache on, each SET drops its key from the cache first (the keys were read through it)',
-  count: 500_000,
+  count: 2_000_000,
   window: 1000,
   unit: 'SET',
   baseline: 'redloop-cache-off',

@@ -69,6 +69,8 @@ export class ConnectionCache {
     this.defaultMode = modeOf(o.returnBuffers, o.bigInt, o.resp3);
   }
 
+  /** The command table, once known (read on the write path: a field, not a call). */
+  private known: CommandClassifier | undefined = undefined;
   /** Cached reads wait until the command table is known (then never again: a field read per hit). */
   waiting = true;
 
@@ -120,7 +122,7 @@ export class ConnectionCache {
 
   /** Before an uncached command is written: the keys it may write leave the cache. */
   beforeSend(name: string, args: ArrayLike<unknown>, from: number): void {
-    const table = this.table();
+    const table = this.known ?? (this.known = this.table());
     if (table === undefined) return; // nothing is cached before the command table is known
     const info = table.lookup(name, args, from);
     if (info === undefined || writeEffect(info) === 'none') return;
