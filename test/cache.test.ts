@@ -347,6 +347,27 @@ describe('client-side cache', function () {
     await srv.command('ACL', 'DELUSER', 'notrack');
   });
 
+  it('a server without HELLO (RESP2 only): one error event, reads go to the server and are never wrong', async () => {
+    const old = await startRedis({ args: ['--rename-command', 'HELLO', ''] });
+    const l2 = new EventLoop();
+    try {
+      const errors: Error[] = [];
+      l2.on('error', (e) => errors.push(e));
+      const c = l2.connect({ port: old.port, cache: {} });
+      await old.command('SET', 'r2:a', '1');
+      expect(await l2.send(c, ['GET', 'r2:a'], CACHED)).to.equal('1');
+      expect(c.protocol).to.equal(2);
+      await old.command('SET', 'r2:a', '2');
+      for (let i = 0; i < 3; i++) expect(await l2.send(c, ['GET', 'r2:a'], CACHED)).to.equal('2');
+      expect(errors.map((e) => e.message)).to.have.length(1);
+      expect(errors[0]!.message).to.match(/RESP2|RESP3/);
+      expect(c.cache!.stats.entries).to.equal(0);
+    } finally {
+      await l2.close();
+      await old.stop();
+    }
+  });
+
   it('protocol: 2 with cache is a ConfigError', () => {
     expect(() => loop.connect({ port: srv.port, protocol: 2, cache: {} })).to.throw(ConfigError, /RESP3/);
     expect(() => new EventLoop({ cache: { maxBytes: -1 } })).to.throw(ConfigError, /maxBytes/);
