@@ -3,6 +3,7 @@
 // its data, key expiry, FLUSHALL, the memory bound, what may not be cached, and a server that
 // refuses tracking. What the server holds is checked with the harness's raw client.
 import { expect } from 'chai';
+import diagnostics from 'node:diagnostics_channel';
 import { ConfigError, EventLoop, Future, type Connection } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
 import { kSetReading } from '../lib/base/internal.js';
@@ -366,6 +367,27 @@ describe('client-side cache', function () {
       await l2.close();
       await old.stop();
     }
+  });
+
+  it('publishes hits, misses and invalidations on redloop:cache', async () => {
+    const seen: Array<{ event: string; command: string | undefined; key: unknown }> = [];
+    const listener = (m: unknown) => {
+      const { event, command, key } = m as { event: string; command: string | undefined; key: unknown };
+      seen.push({ event, command, key });
+    };
+    diagnostics.subscribe('redloop:cache', listener);
+    try {
+      await loop.send(conn, ['GET', 'tr:a'], CACHED);
+      await loop.send(conn, ['GET', 'tr:a'], CACHED);
+      await loop.sendCommand(conn, 'SET', 'tr:a', '1');
+    } finally {
+      diagnostics.unsubscribe('redloop:cache', listener);
+    }
+    expect(seen.slice(0, 3)).to.deep.equal([
+      { event: 'miss', command: 'GET', key: 'tr:a' },
+      { event: 'hit', command: 'GET', key: 'tr:a' },
+      { event: 'invalidation', command: undefined, key: 'tr:a' },
+    ]);
   });
 
   it('protocol: 2 with cache is a ConfigError', () => {

@@ -16,6 +16,10 @@
  */
 import type { ReplySink } from '../base/reply-sink.js';
 import { ENTRY_OVERHEAD, KEY_OVERHEAD, keepable, replyBytes } from './entry-size.js';
+import { cacheChannel, type CacheMessage } from '../base/channels.js';
+
+/** The table name per-key MGET entries live under (connection-cache.ts's MGET_KEY). */
+const MGET_NAME = '\0MGET';
 
 /** What NodeCache.get returns when it has no usable entry. */
 export const MISS: unique symbol = Symbol('redloop.cache.miss');
@@ -197,6 +201,7 @@ export class NodeCache {
     }
     if (e !== this.tail) this.touch(e);
     this.counters.hits++;
+    if (cacheChannel.hasSubscribers) this.publish('hit', name, e.keys[0]);
     return e;
   }
 
@@ -218,6 +223,7 @@ export class NodeCache {
     table.set(lookup, p);
     for (let i = 0; i < keys.length; i++) this.link(keys[i]!, p);
     this.counters.misses++;
+    if (cacheChannel.hasSubscribers) this.publish('miss', name, keys[0]);
     if (!this.enabled) p.invalidated = true;
     return p;
   }
@@ -273,6 +279,7 @@ export class NodeCache {
   invalidate(key: string): void {
     const deps = this.byKey.get(key);
     if (deps === undefined) return;
+    if (cacheChannel.hasSubscribers) this.publish('invalidation', undefined, key);
     if (deps instanceof Set) {
       for (const d of [...deps]) this.drop(d);
     } else {
@@ -296,6 +303,7 @@ export class NodeCache {
   /** Drops everything and starts a new generation (reads in flight will not store). */
   clear(): void {
     this.generation++;
+    if (cacheChannel.hasSubscribers) this.publish('invalidation', undefined, undefined);
     for (let m = 0; m < MODES; m++) {
       for (const table of this.inflight[m]!.values()) {
         for (const p of table.values()) {
@@ -378,6 +386,12 @@ export class NodeCache {
       if (cur.size === 1) this.byKey.set(key, cur.values().next().value!);
       else if (cur.size === 0) this.byKey.delete(key);
     }
+  }
+
+  /** redloop:cache (only called while it has subscribers). */
+  private publish(event: CacheMessage['event'], command: string | undefined, key: string | undefined): void {
+    const message: CacheMessage = { event, address: this.address, command: command === MGET_NAME ? 'MGET' : command, key };
+    cacheChannel.publish(message);
   }
 
   /** Keys in the key index (entries and reads in flight): for tests of the memory bound. */

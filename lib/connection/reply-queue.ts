@@ -110,6 +110,11 @@ export class ReplyQueue implements ReplyHandler {
     return true;
   }
 
+  /** The sink at `index` (0 is the oldest). */
+  at(index: number): ReplySink | undefined {
+    return this.fifo.peekAt(index);
+  }
+
   includes(sink: ReplySink): boolean {
     for (let i = 0; i < this.fifo.length; i++) if (this.fifo.peekAt(i) === sink) return true;
     return false;

@@ -43,6 +43,8 @@ export interface CacheSendLoop {
   /** Encodes and applies options to `future`; undefined when `future` was rejected instead. */
   prepare(target: CommandTarget, future: Future<unknown>, name: string, args: ArrayLike<unknown>, from: number, options: object | undefined): Encoded | undefined;
   reportUnobserved(future: Future<unknown>): void;
+  /** The uncached send path (traced when redloop:command has subscribers). */
+  sendPlain<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: object | undefined, bad: Error | undefined, parked: Future<T> | undefined): Future<T>;
 }
 
 export function frontOf(target: CommandTarget): CacheFront | undefined {
@@ -67,10 +69,7 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
   }
   if (front === undefined) {
     if (explicit) return rejected(loop, target, name, options, parked, new TypeError(`${String(name).toUpperCase()}: this target has no cache; pass cache: { ... } to connect(), cluster() or shards() (or the loop's defaults)`));
-    const future = parked ?? new Future<T>(name, options?.returnBuffers ?? target.defaultReturnBuffers, loop);
-    const encoded = loop.prepare(target, future as Future<unknown>, name, args, from, options);
-    if (encoded !== undefined) target.submit(encoded, future, name, args, from);
-    return future;
+    return loop.sendPlain(target, name, args, from, options, undefined, parked);
   }
   const caching = explicit || (want !== false && front.auto);
   // A cached read waits for the command table (what is cacheable, which keys); what is sent
@@ -79,8 +78,13 @@ export function sendCached<T>(loop: CacheSendLoop, target: CommandTarget, front:
     return park(loop, target, front, name, args, from, options, parked, options?.returnBuffers ?? target.defaultReturnBuffers, caching);
   }
 
+  if (!caching) {
+    // Not a cached read: its keys leave the cache if it writes them, then it goes out as usual.
+    front.beforeSend(name, args, from);
+    return loop.sendPlain(target, name, args, from, options, undefined, parked);
+  }
   let mode = 0;
-  if (caching) {
+  {
     mode = options === undefined || (options.returnBuffers === undefined && options.bigInt === undefined && options.resp3 === undefined)
       ? front.defaultMode
       : modeOf(options.returnBuffers ?? target.defaultReturnBuffers, options.bigInt ?? front.defaultBigInt, options.resp3 ?? front.defaultResp3);

@@ -6,6 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
 import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
+import { checkTraceArgs, TracedFuture, type TraceArgs } from './tracing.js';
+import { commandChannel } from '../base/channels.js';
 import { kAddPushListener, kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
@@ -52,6 +54,16 @@ export interface CommandOptions {
   cache?: boolean | number | undefined;
 }
 
+/** The loop's options: defaults for every connect(), and what applies to the loop itself. */
+export interface EventLoopOptions extends ConnectionOptions {
+  /**
+   * What `redloop:command` messages keep of a command's arguments (docs/tracing.md): 'redacted'
+   * (default) the keys, values replaced by '?'; 'full' all of them; 'none' none. Passwords
+   * (AUTH, HELLO ... AUTH, MIGRATE ... AUTH, CONFIG SET requirepass, ACL SETUSER) never appear.
+   */
+  traceArgs?: TraceArgs | undefined;
+}
+
 export type { ReconnectingInfo };
 
 /** Events the loop emits; every connection event names its connection. */
@@ -80,6 +92,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
   /** The client-side caches, made with the first target that has one. */
   private cacheHub: CacheHub | undefined;
+  private readonly traceArgs: TraceArgs;
   private readonly owned = new Set<Connection>();
   /** Clusters and shard sets: they hold timers and waiting commands of their own. */
   private readonly routers = new Set<Cluster | ShardSet>();
@@ -92,9 +105,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** close() waits for clusters and shard sets to send what they hold; they may still open node connections. */
   private settlingRouters = false;
 
-  /** `defaults` apply to every connect() of this loop (e.g. commandTimeout, reconnect). */
-  constructor(defaults: ConnectionOptions = {}) {
+  /** `options` apply to every connect() of this loop (e.g. commandTimeout, reconnect), and `traceArgs` to the loop. */
+  constructor(options: EventLoopOptions = {}) {
     super();
+    if (options === null || typeof options !== 'object') throw new ConfigError(`new EventLoop() takes an options object, got ${options === null ? 'null' : typeof options}`);
+    const { traceArgs, ...defaults } = options;
+    this.traceArgs = checkTraceArgs(traceArgs);
     resolveOptions({}, defaults); // validate now, not at the first connect
     this.defaults = concealSecrets(defaults); // kept for every connect(): no password in clear
   }
@@ -209,8 +225,20 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
       const front = (target as unknown as Record<symbol, CacheFront | undefined>)[CACHE_FRONT];
       if (front !== undefined || (options !== undefined && options.cache !== undefined)) return sendCached<T>(this, target, front, name, args, from, options);
     }
+    return this.sendPlain<T>(target, name, args, from, options, bad, undefined);
+  }
+
+  /**
+   * @internal The send path without the cache (cached-send.ts comes back here for what it does
+   * not answer itself): `bad` is the target's or name's error, `parked` a future made already.
+   */
+  sendPlain<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined, bad: Error | undefined, parked: Future<T> | undefined): Future<T> {
     const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
-    const future = new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
+    // The one check tracing costs a command when nobody listens (docs/tracing.md).
+    const traced = parked === undefined && commandChannel.hasSubscribers;
+    const future = parked ?? (traced
+      ? new TracedFuture<T>(typeof name === 'string' ? name : '?', returnBuffers, this)
+      : new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this));
     if (bad !== undefined) {
       future.rejectReply(bad);
       return future;
@@ -229,6 +257,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     }
     if (options?.timeout === undefined && target.commandTimeout !== 0) {
       future.deadline = Date.now() + target.commandTimeout;
+    }
+    if (traced) {
+      const t = future as TracedFuture<T>;
+      t.begin(target, name, args, from, this.traceArgs);
+      target.submit(encoded, future, name, args, from);
+      t.sent();
+      return future;
     }
     target.submit(encoded, future, name, args, from);
     return future;

@@ -25,6 +25,7 @@ import { resolveClusterOptions, type ClusterOptions, type ReadFrom } from './opt
 import { SlotMap, type ClusterNodeInfo } from './slot-map.js';
 import { Redirects } from './redirects.js';
 import { readTopology, refreshCandidates } from './refresh.js';
+import { topologyChannel, type TopologyMessage } from '../../base/channels.js';
 
 export type { ClusterOptions, ReadFrom } from './options.js';
 export type { ClusterNodeInfo } from './slot-map.js';
@@ -201,6 +202,7 @@ export class Cluster extends SlotRouter {
     });
     if (change.layout !== this.layout) {
       this.layout = change.layout;
+      if (topologyChannel.hasSubscribers) publishTopology(this.map, shards);
       this.owner.emit('topology', this);
       for (const watcher of this.topologyWatchers) watcher();
     }
@@ -279,4 +281,14 @@ export class Cluster extends SlotRouter {
   [inspect.custom](): string {
     return `Cluster <${this.map.masters.length} master(s)${this.closed ? ', closed' : ''}>`;
   }
+}
+
+/** Tells `redloop:topology` of a new layout (only while it has subscribers). */
+function publishTopology(map: SlotMap, shards: Parameters<SlotMap['apply']>[0]): void {
+  const message: TopologyMessage = {
+    target: 'cluster',
+    change: 'slots',
+    shards: shards.map((sh) => ({ master: map.nodeAt(sh.master).key, slots: sh.slots, replicas: sh.replicas.map((r) => map.nodeAt(r).key) })),
+  };
+  topologyChannel.publish(message);
 }

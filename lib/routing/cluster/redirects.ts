@@ -12,6 +12,7 @@ import type { CommandBlock } from '../router.js';
 import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseRedirect } from './topology.js';
 import type { SlotMap } from './slot-map.js';
+import { redirectChannel, type RedirectMessage } from '../../base/channels.js';
 
 const ASKING = encodeCommand('ASKING', []) as string;
 /** Longest a slot's new commands wait behind the old owner's in-flight ones (see fence()). */
@@ -98,6 +99,17 @@ export class Redirects {
     else s.block.writeTo(conn, s);
   }
 
+  /** Counts a redirection on a traced command and tells `redloop:redirect` (before the map learns the new owner). */
+  private redirected(kind: RedirectMessage['kind'], s: ClusterSink, to: string | undefined): void {
+    const context = s.user.trace;
+    if (context !== undefined) context.redirections++;
+    if (!redirectChannel.hasSubscribers) return;
+    const message: RedirectMessage = {
+      kind, command: s.command, slot: s.slot, from: this.map.slots[s.slot]?.master.key, to, redirections: s.redirections, context,
+    };
+    redirectChannel.publish(message);
+  }
+
   /** A command's reply was an error, or its connection failed it. */
   onFailure(s: ClusterSink, err: Error): void {
     if (s.user.settled) return;
@@ -112,6 +124,7 @@ export class Redirects {
           const to = parseRedirect(err.message);
           if (to === undefined || ++s.redirections > this.maxRedirections) break;
           const node = this.map.nodeAt(to);
+          this.redirected(err.code, s, node.key);
           const conn = this.map.primary(node);
           if (err.code === 'MOVED') {
             this.counters.moved++;
@@ -133,6 +146,7 @@ export class Redirects {
         case 'TRYAGAIN': {
           // Multi-key command during a migration with keys on both sides: wait a moment.
           if (++s.redirections > this.maxRedirections) break;
+          this.redirected('TRYAGAIN', s, undefined);
           this.counters.tryAgain++;
           setTimeout(() => this.resend(s), 10 * s.redirections);
           return;
@@ -145,8 +159,10 @@ export class Redirects {
             return;
           }
           this.counters.clusterDown++;
+          ++s.redirections;
+          this.redirected('CLUSTERDOWN', s, undefined);
           this.host.refresh();
-          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, ++s.redirections)));
+          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, s.redirections)));
           return;
         }
       }
