@@ -122,6 +122,8 @@ export class ConnectionCache {
 
   /** Before an uncached command is written: the keys it may write leave the cache. */
   beforeSend(name: string, args: ArrayLike<unknown>, from: number): void {
+    // Nothing cached and no read in flight: no key to drop (a write costs one field read).
+    if (this.node.indexedKeys === 0) return;
     const table = this.known ?? (this.known = this.table());
     if (table === undefined) return; // nothing is cached before the command table is known
     const info = table.lookup(name, args, from);
