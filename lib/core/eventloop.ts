@@ -453,11 +453,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Graceful: waits for every queued and in-flight reply, then QUITs every connection. */
   async close(): Promise<void> {
     this.closed = true;
-    // Commands sent to a cluster or shard set before it knew its servers are still held there:
+    // Commands sent to a cluster or shard set before it knew its servers are still held there,
+    // and a cluster follows redirections (MOVED, fences, TRYAGAIN) of what was sent before:
     // they go out first (or fail, as they would have, when no server answers).
     this.settlingRouters = true;
     try {
-      await Promise.all([...this.routers].map((r) => r.settleParked()));
+      await Promise.all([...this.routers].map((r) => r.settle()));
     } finally {
       this.settlingRouters = false;
     }

@@ -46,12 +46,16 @@ export interface ClusterStats {
   refreshes: number;
   /** Commands split per slot (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
   split: number;
+  /** Commands that waited behind a moved slot's fence for the old owner's in-flight ones. */
+  fenced: number;
 }
 
 /** How often the map is read again while a node this client uses is down. */
 const DOWN_POLL_MS = 250;
 /** How soon the map is read again while a replica reads could use is still syncing. */
 const REPLICA_POLL_MS = 1000;
+/** How often a graceful close looks again for commands still on their way (see settle()). */
+const SETTLE_POLL_MS = 5;
 
 export class Cluster extends SlotRouter {
   readonly loop: unknown;
@@ -94,6 +98,7 @@ export class Cluster extends SlotRouter {
       refresh: () => this.refresh(),
       pollWhileDown: () => this.pollWhileDown(),
       slotsMoved: (slots) => this.onSlotsMoved?.(slots),
+      held: this.heldDeadlines,
     });
     for (const seed of o.seeds) this.seedConns.push(owner[kConnect](seed, observer));
     if (o.refreshInterval > 0) {
@@ -164,6 +169,26 @@ export class Cluster extends SlotRouter {
 
   protected sendKeyless(encoded: Encoded, sink: ReplySink): void {
     this.map.nextMasterConnection().submit(encoded, sink);
+  }
+
+  /** Whether a command sent through this cluster may still be on its way (waiting here or in a node's FIFO). */
+  private get busy(): boolean {
+    if (this.parkedUnsettled || this.redirects.holding) return true;
+    for (const conn of this.map.nodeOfConn.keys()) if (conn.state !== 'closed' && (conn.pendingReplies !== 0 || conn.stats.offlineQueued !== 0)) return true;
+    for (const conn of this.map.retiring) if (conn.state !== 'closed' && conn.pendingReplies !== 0) return true;
+    return false;
+  }
+
+  /**
+   * @internal For loop.close(), which is graceful: resolves once every command sent through
+   * this cluster has its outcome, following the redirections that come back meanwhile (a MOVED
+   * for a command written before close(), a command behind a moved slot's fence or on a
+   * TRYAGAIN timer), as a connection's close sees through what it had queued. Each wait is
+   * bounded as it always is: commandTimeout, maxRedirections, clusterDownTimeout.
+   */
+  override async settle(): Promise<void> {
+    await this.settleParked();
+    while (!this.closed && this.busy) await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
   }
 
   // ---------------------------------------------------------------- topology

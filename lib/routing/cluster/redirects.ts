@@ -12,6 +12,7 @@ import type { CommandBlock } from '../router.js';
 import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseRedirect } from './topology.js';
 import type { SlotMap } from './slot-map.js';
+import type { HeldDeadlines } from '../held-deadlines.js';
 import { redirectChannel, type RedirectMessage } from '../../base/channels.js';
 
 const ASKING = encodeCommand('ASKING', []) as string;
@@ -28,6 +29,8 @@ export interface RedirectHost {
   pollWhileDown(): void;
   /** A MOVED taught that these slots changed owner (the client-side cache drops them). */
   slotsMoved(slots: readonly number[]): void;
+  /** The timeouts of the commands held here (for a map, behind a fence, between retries). */
+  readonly held: HeldDeadlines;
 }
 
 export interface RedirectCounters {
@@ -36,6 +39,7 @@ export interface RedirectCounters {
   tryAgain: number;
   clusterDown: number;
   rerouted: number;
+  fenced: number;
 }
 
 /** Stands between a node's FIFO and the caller's sink, to follow redirections first. */
@@ -53,7 +57,9 @@ export class ClusterSink extends ForwardingSink {
 }
 
 export class Redirects {
-  readonly counters: RedirectCounters = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0 };
+  readonly counters: RedirectCounters = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, fenced: 0 };
+  /** Commands on a TRYAGAIN or CLUSTERDOWN retry timer. */
+  private retrying = 0;
   /** Commands that wait for a map that names their slot's owner. */
   private waiting: ClusterSink[] = [];
   /**
@@ -69,6 +75,13 @@ export class Redirects {
     return this.waiting.length;
   }
 
+  /** Whether a command still waits here for its outcome (for a map, behind a fence, on a retry timer). */
+  get holding(): boolean {
+    if (this.retrying !== 0 || this.waiting.some(unsettled)) return true;
+    for (const held of this.fences.values()) if (held.some(unsettled)) return true;
+    return false;
+  }
+
   send(slot: number, encoded: Encoded, sink: ReplySink, flags: number): void {
     const s = new ClusterSink(this, sink, encoded, slot, flags);
     const owner = this.map.slots[slot];
@@ -79,7 +92,7 @@ export class Redirects {
     if (this.fences.size !== 0) {
       const held = this.fences.get(slot);
       if (held !== undefined) {
-        held.push(s);
+        this.holdAtFence(held, s);
         return;
       }
     }
@@ -148,7 +161,7 @@ export class Redirects {
           if (++s.redirections > this.maxRedirections) break;
           this.redirected('TRYAGAIN', s, undefined);
           this.counters.tryAgain++;
-          setTimeout(() => this.resend(s), 10 * s.redirections);
+          this.retryLater(s, 10 * s.redirections, 'to retry after TRYAGAIN');
           return;
         }
         case 'CLUSTERDOWN': {
@@ -162,7 +175,7 @@ export class Redirects {
           ++s.redirections;
           this.redirected('CLUSTERDOWN', s, undefined);
           this.host.refresh();
-          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, s.redirections)));
+          this.retryLater(s, Math.min(1000, 50 * 2 ** Math.min(5, s.redirections)), 'to retry after CLUSTERDOWN');
           return;
         }
       }
@@ -189,8 +202,25 @@ export class Redirects {
     s.user.rejectReply(err);
   }
 
+  /** Sends `s` again after `ms` (TRYAGAIN, CLUSTERDOWN); its timeout holds meanwhile. */
+  private retryLater(s: ClusterSink, ms: number, where: string): void {
+    this.retrying++;
+    this.host.held.hold(s.user, where);
+    setTimeout(() => {
+      this.retrying--;
+      this.resend(s);
+    }, ms);
+  }
+
+  private holdAtFence(held: ClusterSink[], s: ClusterSink): void {
+    this.counters.fenced++;
+    held.push(s);
+    this.host.held.hold(s.user, `behind the move of slot ${s.slot} (for the old owner's earlier commands to come back)`);
+  }
+
   /** Sends a command again to whoever owns its slot now. */
   private resend(s: ClusterSink): void {
+    this.host.held.release(s.user);
     if (s.user.settled) return;
     if (this.host.closed) {
       s.user.rejectReply(this.host.closedError(s.command));
@@ -202,7 +232,7 @@ export class Redirects {
       return;
     }
     const held = this.fences.size !== 0 ? this.fences.get(s.slot) : undefined;
-    if (held !== undefined) held.push(s);
+    if (held !== undefined) this.holdAtFence(held, s);
     else this.write(this.map.connFor(owner, s.flags), s);
   }
 
@@ -236,6 +266,7 @@ export class Redirects {
   private waitForMap(s: ClusterSink): void {
     if (s.downSince === 0) s.downSince = Date.now();
     this.waiting.push(s);
+    this.host.held.hold(s.user, `for a node to serve slot ${s.slot}`);
     this.host.refresh();
     this.host.pollWhileDown();
   }
@@ -263,5 +294,8 @@ export class Redirects {
     for (const s of this.waiting.splice(0)) s.user.rejectReply(this.host.closedError(s.command));
     for (const held of this.fences.values()) for (const s of held) if (!s.user.settled) s.user.rejectReply(this.host.closedError(s.command));
     this.fences.clear();
+    this.host.held.clear();
   }
 }
+
+const unsettled = (s: ClusterSink): boolean => !s.user.settled;
