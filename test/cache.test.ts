@@ -267,6 +267,16 @@ describe('client-side cache', function () {
     }
   });
 
+  it('malformed per-command options on a cached target reject their future, never throw', async () => {
+    const notAnObject = await outcome(loop.send(conn, ['GET', 'a'], null as never));
+    const badValue = await outcome(loop.send(conn, ['GET', 'a'], { cache: true, timeout: -1 }));
+    if (notAnObject.ok || badValue.ok) throw new Error('malformed options were accepted');
+    expect(notAnObject.error).to.be.instanceOf(TypeError);
+    expect(notAnObject.error.message).to.match(/command options must be an object/);
+    expect(badValue.error).to.be.instanceOf(ConfigError);
+    expect(badValue.error.message).to.match(/timeout must be a positive number/);
+  });
+
   it('never caches an error reply', async () => {
     await srv.command('HSET', 'errh', 'f', 'v');
     for (let i = 0; i < 3; i++) {

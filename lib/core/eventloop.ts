@@ -223,7 +223,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private dispatch<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Future<T> {
     const bad = this.checkTarget(target) ?? checkCommandName(name);
-    if (bad === undefined) {
+    // Options that are not an object are refused by sendPlain (applyOptions), cached target or not.
+    if (bad === undefined && (options === undefined || (options !== null && typeof options === 'object'))) {
       // Targets with a cache, and { cache } asked of any: see cached-send.ts. One property read otherwise.
       const front = (target as unknown as Record<symbol, CacheFront | undefined>)[CACHE_FRONT];
       if (front !== undefined || (options !== undefined && options.cache !== undefined)) return sendCached<T>(this, target, front, name, args, from, options);
