@@ -277,6 +277,23 @@ describe('client-side cache', function () {
     expect(badValue.error.message).to.match(/timeout must be a positive number/);
   });
 
+  it('a transaction reads from the server, never from the cache, even with cache.auto', async () => {
+    const auto = loop.connect({ port: srv.port, cache: { auto: true } });
+    await srv.command('SET', 'bal', '1');
+    expect(await loop.send(auto, ['GET', 'bal'])).to.equal('1');
+    expect(await loop.send(auto, ['GET', 'bal'])).to.equal('1'); // a hit
+    const before = await calls(srv, 'get');
+    const seen = await loop.transaction(auto, 'bal', async (tx) => {
+      await tx.send(['WATCH', 'bal']);
+      const v = await tx.send<string>(['GET', 'bal']);
+      await tx.exec([['SET', 'bal', String(Number(v) + 1)]]);
+      return v;
+    });
+    expect(seen).to.equal('1');
+    expect(await calls(srv, 'get')).to.equal(before + 1);
+    expect(await srv.command('GET', 'bal')).to.equal('2');
+  });
+
   it('never caches an error reply', async () => {
     await srv.command('HSET', 'errh', 'f', 'v');
     for (let i = 0; i < 3; i++) {

@@ -22,7 +22,7 @@ export class Lanes {
 
   async open(): Promise<void> {
     for (const m of this.router.masterConnections) {
-      this.own.set(m, openLike(m, { reconnect: false, readOnly: false }));
+      this.own.set(m, openLike(m, { reconnect: false, readOnly: false, cache: false }));
     }
     await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
     for (const c of this.connections) c[kSubmitUnanswered](REPLY_OFF);

@@ -138,7 +138,7 @@ class MassInsert implements Feed {
           await this.lanes.open();
         }
       } else if (this.off) {
-        dedicated = openLike(this.target as Connection, { reconnect: false });
+        dedicated = openLike(this.target as Connection, { reconnect: false, cache: false });
         this.conn = dedicated;
         this.dest = dedicated;
         await this.loop.sendCommand(dedicated, 'PING');

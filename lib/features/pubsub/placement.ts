@@ -89,7 +89,7 @@ export class Placement {
   /** A subscriber connection opened like `like` (same server, credentials, TLS). */
   private open(like: Connection): SubConn {
     const address = hostPort(like);
-    const sc = new SubConn(this.events, openLike(like, { returnBuffers: this.returnBuffers, readOnly: false }, this.observer), address);
+    const sc = new SubConn(this.events, openLike(like, { returnBuffers: this.returnBuffers, readOnly: false, cache: false }, this.observer), address);
     this.byAddress.set(address, sc);
     return sc;
   }

@@ -80,7 +80,8 @@ class NodePool {
     if (this.size < this.limit) {
       let conn: Connection;
       try {
-        conn = openLike(this.like, { readOnly: false });
+        // A lent connection never answers from the cache: a read after WATCH must see the server's value.
+        conn = openLike(this.like, { readOnly: false, cache: false });
       } catch (err) {
         return Promise.reject(err);
       }
