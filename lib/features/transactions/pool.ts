@@ -15,7 +15,7 @@ import type { Connection } from '../../connection/connection.js';
 import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ConfigError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import { ConfigError, NestedTransactionError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
 import { keyIdentity, KeyQueues } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
@@ -202,15 +202,17 @@ export async function lend<T>(
   if (queueByKey && key !== null && key !== undefined) {
     queues = keyQueuesOf.get(lender);
     if (queues === undefined) keyQueuesOf.set(lender, queues = new KeyQueues());
-    turn = `${pool.address}\0${keyIdentity(key)}`;
-    await queues.enter(turn);
+    const id = `${pool.address}\0${keyIdentity(key)}`;
+    if (queues.heldHere(id)) throw new NestedTransactionError(pool.address);
+    await queues.enter(id);
+    turn = id;
   }
   try {
     const conn = await pool.acquire(acquireTimeout);
     const state: LentState = { watching: false };
     let threw = true;
     try {
-      const result = await body(conn, state);
+      const result = await (turn !== undefined ? queues!.runHolding(turn, () => body(conn, state)) : body(conn, state));
       threw = false;
       return result;
     } finally {
