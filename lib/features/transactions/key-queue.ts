@@ -18,7 +18,7 @@ import type { Arg } from '../../protocol/encoder.js';
 const NOW: Promise<void> = Promise.resolve();
 
 /** A turn the current async context runs inside; `outer` is the one it was taken inside of. */
-interface HeldTurn {
+export interface HeldTurn {
   readonly queues: KeyQueues;
   readonly id: string;
   readonly outer: HeldTurn | undefined;
@@ -47,15 +47,14 @@ export class KeyQueues {
     return false;
   }
 
-  /** Runs `fn` inside the turn of `id`, which the caller holds (entered and not yet left). */
-  async runHolding<T>(id: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn(a, b)` inside the turn of `id`, which the caller holds (entered and not yet left).
+   * The caller sets the returned turn's `active` to false when it leaves.
+   */
+  runHolding<A, B, T>(id: string, fn: (a: A, b: B) => T, a: A, b: B): { turn: HeldTurn; result: T } {
     heldTurns ??= new AsyncLocalStorage<HeldTurn>();
     const turn: HeldTurn = { queues: this, id, outer: heldTurns.getStore(), active: true };
-    try {
-      return await heldTurns.run(turn, fn);
-    } finally {
-      turn.active = false;
-    }
+    return { turn, result: heldTurns.run(turn, fn, a, b) };
   }
 
   /** Resolves once nobody ahead of this caller holds `id` (at once when nobody does). */

@@ -17,7 +17,7 @@ import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ConfigError, NestedTransactionError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
-import { keyIdentity, KeyQueues } from './key-queue.js';
+import { keyIdentity, KeyQueues, type HeldTurn } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 
@@ -211,11 +211,16 @@ export async function lend<T>(
     const conn = await pool.acquire(acquireTimeout);
     const state: LentState = { watching: false };
     let threw = true;
+    let held: HeldTurn | undefined;
     try {
-      const result = await (turn !== undefined ? queues!.runHolding(turn, () => body(conn, state)) : body(conn, state));
+      let running: Promise<T>;
+      if (turn !== undefined) ({ turn: held, result: running } = queues!.runHolding(turn, body, conn, state));
+      else running = body(conn, state);
+      const result = await running;
       threw = false;
       return result;
     } finally {
+      if (held !== undefined) held.active = false;
       const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
       pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
     }
