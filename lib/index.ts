@@ -19,7 +19,7 @@ export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
-  ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
+  ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError, NestedTransactionError,
 } from './base/errors.js';
 export { Cluster } from './routing/cluster/cluster.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './routing/cluster/cluster.js';

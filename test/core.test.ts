@@ -1,7 +1,7 @@
 // The core promise: one loop, many shards, a future per command, replies strictly in order.
 import { expect } from 'chai';
 import { EventLoop, Future, ReplyError, type Connection } from '../lib/index.js';
-import { startShards, rawCommand, type RedisServer } from '../harness/index.js';
+import { startShards, rawCommand, rawCommands, type RedisServer } from '../harness/index.js';
 import { rejection } from './support/helpers.js';
 
 describe('core: EventLoop over two shards', function () {
@@ -381,8 +381,10 @@ describe('core: unix sockets', function () {
       const conn = loop.connect(`unix://${sock}?db=2`);
       expect(conn.address).to.equal(sock);
       await loop.sendCommand(conn, 'SET', 'via', 'unix');
-      expect(await rawCommand(server!.endpoint, 'SELECT', '2')).to.equal('OK');
       expect(await loop.sendCommand(conn, 'CLIENT', 'INFO')).to.match(/ db=2 /);
+      // Read back by a client of the harness, on one socket: the key is in db 2 and not in db 0.
+      expect(await rawCommands(server!.endpoint, [['SELECT', '2'], ['GET', 'via']])).to.deep.equal(['OK', 'unix']);
+      expect(await rawCommand(server!.endpoint, 'EXISTS', 'via')).to.equal(0);
       await loop.close();
     } finally {
       await server!.stop();

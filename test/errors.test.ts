@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import * as errors from '../lib/base/errors.js';
 import {
   AuthError, ClientStateError, ConfigError, ConnectionClosedError, ExecAbortError, MalformedInputError, MassInsertError,
-  ProtocolError, RedloopError, ReplyError, RoutingError, TimeoutError, TransactionRetryError, UsageError,
+  NestedTransactionError, ProtocolError, RedloopError, ReplyError, RoutingError, TimeoutError, TransactionRetryError, UsageError,
   isRedirect, isRetryable, isTransientHandshakeError, isUnwritten,
 } from '../lib/base/errors.js';
 
@@ -25,6 +25,7 @@ describe('errors.ts', () => {
       [new RoutingError('slots'), 'RoutingError', 'REDLOOP_ROUTING'],
       [new ExecAbortError('EXECABORT Transaction discarded', []), 'ExecAbortError', 'EXECABORT'],
       [new TransactionRetryError(3), 'TransactionRetryError', 'REDLOOP_TRANSACTION_RETRY'],
+      [new NestedTransactionError('127.0.0.1:6379'), 'NestedTransactionError', 'REDLOOP_NESTED_TRANSACTION'],
       [new MalformedInputError('bad', { offset: 1 }), 'MalformedInputError', 'REDLOOP_MALFORMED_INPUT'],
       [new MassInsertError('stopped', report, new Error('why')), 'MassInsertError', 'REDLOOP_MASS_INSERT'],
       [new UsageError('--x'), 'UsageError', 'REDLOOP_USAGE'],

@@ -16,7 +16,7 @@ const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 
 const VALUES = [
   'AttributedReply', 'AuthError', 'CHANNELS', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
-  'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'ProtocolError', 'RedloopError', 'ReplyError',
+  'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'NestedTransactionError', 'ProtocolError', 'RedloopError', 'ReplyError',
   'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'ShardSet', 'Subscription', 'TimeoutError',
   'Transaction', 'TransactionRetryError', 'VerbatimString', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];

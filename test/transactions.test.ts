@@ -2,7 +2,7 @@
 // real server: WATCH only on the dedicated connection, retries on abort, clean returns, and a
 // pool that never grows past its limit.
 import { expect } from 'chai';
-import { ConfigError, TimeoutError, TransactionRetryError, type Connection, type EventLoop } from '../lib/index.js';
+import { ConfigError, EventLoop, NestedTransactionError, TimeoutError, TransactionRetryError, type Connection } from '../lib/index.js';
 import { lendingPool } from '../lib/features/transactions/pool.js';
 import type { RedisServer } from '../harness/index.js';
 import { errorOf, outcome, within, type Outcome } from './support/helpers.js';
@@ -87,6 +87,64 @@ describe('transactions and lent connections', function () {
     open();
     await Promise.all([first, second]);
     expect(order).to.deep.equal(['first in', 'first out', 'second']);
+  });
+
+  it('a transaction started inside a callback on the same key and node rejects at once with NestedTransactionError, never waits for itself', async () => {
+    const other = loop.connect(server.url); // another target, the same node: the same turn
+    let innerRuns = 0;
+    const inner = async (): Promise<string> => { innerRuns++; return 'ran'; };
+    // Bounded: before, the nested call waited for its caller's turn forever.
+    const seen = await within(loop.transaction(conn, 'bal', async (tx) => {
+      const errs: Outcome<unknown>[] = [];
+      errs.push(await outcome(loop.transaction(conn, 'bal', inner)));
+      errs.push(await outcome(loop.transaction(other, Buffer.from('bal'), inner)));
+      // Deeper: through a transaction on another key (which runs) and a lent connection.
+      const deep = await loop.transaction(conn, 'elsewhere', async () => {
+        const viaLent = await loop.withConnection(conn, null, async () => outcome(loop.transaction(conn, 'bal', inner)));
+        return [await outcome(loop.transaction(conn, 'bal', inner)), viaLent];
+      });
+      errs.push(...deep);
+      // Not awaited when started: rejected all the same.
+      const unawaited = loop.transaction(conn, 'bal', inner);
+      errs.push(await outcome(unawaited));
+      // The outer callback caught them and goes on: its block commits.
+      await tx.send(['WATCH', 'bal']);
+      const n = Number(await tx.send(['GET', 'bal']));
+      await tx.exec([['SET', 'bal', n + 1]]);
+      return errs;
+    }), 5000, 'the outer transaction (a nested one on the same key must not wait for its own turn)');
+    expect(seen).to.have.length(5);
+    for (const o of seen) {
+      const err = errorOf(o);
+      expect(err).to.be.instanceOf(NestedTransactionError);
+      expect((err as NestedTransactionError).code).to.equal('REDLOOP_NESTED_TRANSACTION');
+      expect(err.message).to.match(/same key on the same node .* forever/);
+    }
+    expect(innerRuns).to.equal(0);
+    expect(await server.command('GET', 'bal')).to.equal('1');
+
+    // Let through: another key, key null and another loop, inside the turn of 'bal'.
+    const other2 = new EventLoop();
+    try {
+      const conn2 = other2.connect(server.url);
+      const ok = await within(loop.transaction(conn, 'bal', async () => [
+        await loop.transaction(conn, 'bal2', inner),
+        await loop.transaction(conn, null, inner),
+        await other2.transaction(conn2, 'bal', inner),
+      ]), 5000, 'transactions that do not take the held turn');
+      expect(ok).to.deep.equal(['ran', 'ran', 'ran']);
+    } finally {
+      await other2.close();
+    }
+
+    // A promise the callback left behind that starts a transaction after the outer one resolved
+    // is not nested any more: it takes its turn.
+    let outerDone!: () => void;
+    const gate = new Promise<void>((r) => { outerDone = r; });
+    let later: Promise<string> | undefined;
+    await loop.transaction(conn, 'bal', async () => { later = gate.then(() => loop.transaction(conn, 'bal', inner)); });
+    outerDone();
+    expect(await within(later!, 5000, 'a transaction left behind by a finished callback')).to.equal('ran');
   });
 
   it('a caller waits for a pool connection at most acquireTimeout, then gets a TimeoutError that says what to do', async () => {

@@ -1,8 +1,8 @@
 // Atomic blocks, batches and scripts on a real Redis Cluster (one cluster for the suite).
 import { expect } from 'chai';
-import { EventLoop, ReplyError, RoutingError, TransactionRetryError, type Cluster } from '../lib/index.js';
+import { EventLoop, NestedTransactionError, ReplyError, RoutingError, TransactionRetryError, type Cluster } from '../lib/index.js';
 import { startCluster, type RedisCluster } from '../harness/index.js';
-import { errorOf, outcome } from './support/helpers.js';
+import { errorOf, outcome, within } from './support/helpers.js';
 import { startHammer } from './support/hammer.js';
 
 describe('multi, batch and scripts on a cluster', function () {
@@ -124,6 +124,20 @@ describe('multi, batch and scripts on a cluster', function () {
     expect(outcomes.filter((o) => !o.ok)).to.deep.equal([]);
     expect(await (await cluster.masterOfKey(key)).command('GET', key)).to.equal('200');
     expect(runs).to.equal(200);
+  });
+
+  it('a transaction nested in a callback on the same key and node rejects at once with NestedTransactionError; another slot runs', async () => {
+    const key = '{bal:1}.v';
+    const inner = async (): Promise<string> => 'ran';
+    const [viaCluster, viaNode, otherSlot] = await within(loop.transaction(c, key, async () => [
+      await outcome(loop.transaction(c, key, inner)),
+      // The node's own connection is the same node: the same turn.
+      await outcome(loop.transaction(c.connectionFor(key), key, inner)),
+      await outcome(loop.transaction(c, '{bal:2}.v', inner)),
+    ]), 5000, 'the outer transaction (a nested one on the same key must not wait for its own turn)');
+    expect(errorOf(viaCluster!)).to.be.instanceOf(NestedTransactionError);
+    expect(errorOf(viaNode!)).to.be.instanceOf(NestedTransactionError);
+    expect(otherSlot).to.deep.equal({ ok: true, value: 'ran' });
   });
 
   it('with a second process writing {bal:1}.v on its master, callers finish or fail with TransactionRetryError, nothing lost', async () => {

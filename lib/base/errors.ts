@@ -125,6 +125,21 @@ export class TransactionRetryError extends RedloopError {
   }
 }
 
+/**
+ * loop.transaction() was called from inside a transaction's callback (awaited or not) with the
+ * same key on the same node: transactions of a loop on one key and node take turns, so it would
+ * wait for the turn its own caller holds, forever. Nothing was sent. Do that work in the outer
+ * callback (on its tx), after the outer transaction resolves, or on another key.
+ */
+export class NestedTransactionError extends RedloopError {
+  override name = 'NestedTransactionError';
+  override readonly code: string = 'REDLOOP_NESTED_TRANSACTION';
+  constructor(node: string) {
+    super(`transaction: called from inside a transaction's callback with the same key on the same node (${node}); ` +
+      `it would wait for its own caller's turn forever. Do this work in the outer callback with its tx, after the outer transaction resolves, or on another key`);
+  }
+}
+
 /** The input is not what it claims to be; `offset` (bytes) or `line` says where. */
 export class MalformedInputError extends RedloopError {
   override name = 'MalformedInputError';

@@ -7,15 +7,55 @@
  * contenders, so it queues them per node and key, in arrival order: inside the queue an EXEC can
  * only answer null because of a writer outside the loop (another process, or this one writing the
  * key without going through transaction()). Those aborts are retried after a jittered backoff.
+ *
+ * A transaction's callback that asks for the turn it already holds (a nested transaction on the
+ * same key and node) would wait for itself forever; `heldHere` tells it at once instead.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import Denque from 'denque';
 import type { Arg } from '../../protocol/encoder.js';
 
 const NOW: Promise<void> = Promise.resolve();
 
+/** A turn the current async context runs inside; `outer` is the one it was taken inside of. */
+export interface HeldTurn {
+  readonly queues: KeyQueues;
+  readonly id: string;
+  readonly outer: HeldTurn | undefined;
+  /** False once the holder left: a timer or promise made inside it may outlive the turn. */
+  active: boolean;
+}
+
+/**
+ * The turns held by the code that runs inside them (a transaction's callback and everything it
+ * awaits or starts), so that a caller already inside the turn of `id` is told at once instead of
+ * queueing behind itself. Made on first use: an AsyncLocalStorage that has run once makes Node
+ * propagate it to every promise the process creates after, so a program that never runs a
+ * transaction does not pay for it.
+ */
+let heldTurns: AsyncLocalStorage<HeldTurn> | undefined;
+
 /** A queue per (node, key): `enter` resolves when the caller's turn comes; `leave` passes it on. */
 export class KeyQueues {
   private readonly queues = new Map<string, Denque<() => void>>();
+
+  /** Whether the code running now is inside the turn of `id` (it would wait for itself in `enter`). */
+  heldHere(id: string): boolean {
+    for (let t = heldTurns?.getStore(); t !== undefined; t = t.outer) {
+      if (t.active && t.id === id && t.queues === this) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Runs `fn(a, b)` inside the turn of `id`, which the caller holds (entered and not yet left).
+   * The caller sets the returned turn's `active` to false when it leaves.
+   */
+  runHolding<A, B, T>(id: string, fn: (a: A, b: B) => T, a: A, b: B): { turn: HeldTurn; result: T } {
+    heldTurns ??= new AsyncLocalStorage<HeldTurn>();
+    const turn: HeldTurn = { queues: this, id, outer: heldTurns.getStore(), active: true };
+    return { turn, result: heldTurns.run(turn, fn, a, b) };
+  }
 
   /** Resolves once nobody ahead of this caller holds `id` (at once when nobody does). */
   enter(id: string): Promise<void> {

@@ -15,9 +15,9 @@ import type { Connection } from '../../connection/connection.js';
 import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ConfigError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import { ConfigError, NestedTransactionError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
-import { keyIdentity, KeyQueues } from './key-queue.js';
+import { keyIdentity, KeyQueues, type HeldTurn } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 
@@ -203,18 +203,25 @@ export async function lend<T>(
   if (queueByKey && key !== null && key !== undefined) {
     queues = keyQueuesOf.get(lender);
     if (queues === undefined) keyQueuesOf.set(lender, queues = new KeyQueues());
-    turn = `${pool.address}\0${keyIdentity(key)}`;
-    await queues.enter(turn);
+    const id = `${pool.address}\0${keyIdentity(key)}`;
+    if (queues.heldHere(id)) throw new NestedTransactionError(pool.address);
+    await queues.enter(id);
+    turn = id;
   }
   try {
     const conn = await pool.acquire(acquireTimeout);
     const state: LentState = { watching: false };
     let threw = true;
+    let held: HeldTurn | undefined;
     try {
-      const result = await body(conn, state);
+      let running: Promise<T>;
+      if (turn !== undefined) ({ turn: held, result: running } = queues!.runHolding(turn, body, conn, state));
+      else running = body(conn, state);
+      const result = await running;
       threw = false;
       return result;
     } finally {
+      if (held !== undefined) held.active = false;
       const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
       pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
     }
