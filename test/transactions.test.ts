@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { ConfigError, EventLoop, NestedTransactionError, TimeoutError, TransactionRetryError, type Connection } from '../lib/index.js';
 import { lendingPool } from '../lib/features/transactions/pool.js';
+import { turnStorageEnabled } from '../lib/features/transactions/key-queue.js';
 import type { RedisServer } from '../harness/index.js';
 import { errorOf, outcome, within, type Outcome } from './support/helpers.js';
 import { serverAndLoopPerTest } from './support/fixtures.js';
@@ -145,6 +146,19 @@ describe('transactions and lent connections', function () {
     await loop.transaction(conn, 'bal', async () => { later = gate.then(() => loop.transaction(conn, 'bal', inner)); });
     outerDone();
     expect(await within(later!, 5000, 'a transaction left behind by a finished callback')).to.equal('ran');
+  });
+
+  it('the storage that tracks turns exists only while a transaction holds one (it slows every promise of the process)', async () => {
+    const seen: boolean[] = [];
+    await Promise.all([1, 2, 3].map((i) => loop.transaction(conn, `k${i % 2}`, async (tx) => {
+      seen.push(turnStorageEnabled());
+      await tx.send(['WATCH', `k${i % 2}`]);
+      return tx.exec([['INCR', `k${i % 2}`]]);
+    })));
+    expect(seen).to.deep.equal([true, true, true]);
+    expect(turnStorageEnabled()).to.equal(false);
+    await loop.transaction(conn, 'k0', async (tx) => tx.exec([['INCR', 'k0']]));
+    expect(turnStorageEnabled()).to.equal(false);
   });
 
   it('a caller waits for a pool connection at most acquireTimeout, then gets a TimeoutError that says what to do', async () => {

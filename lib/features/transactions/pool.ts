@@ -221,7 +221,7 @@ export async function lend<T>(
       threw = false;
       return result;
     } finally {
-      if (held !== undefined) held.active = false;
+      if (held !== undefined) queues!.release(held);
       const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
       pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
     }
