@@ -31,6 +31,7 @@ import { encodeCommand, encodedLength, type Arg, type Encoded } from '../../prot
 import { RespRequestFramer } from '../../protocol/requestframer.js';
 import { forEachRequest } from '../../protocol/requestargs.js';
 import { SlotRouter } from '../../routing/router.js';
+import { currentConnection, isMovingTarget } from '../../connection/current.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
 import Denque from 'denque';
@@ -910,6 +911,8 @@ export async function massInsert(
     throw new TypeError(`massInsert: target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
   }
   if (target.loop !== loop) throw new TypeError('massInsert: target belongs to another EventLoop');
+  // A sentinel target: the load goes to the master of the moment, on its connection.
+  if (isMovingTarget(target)) target = await target[currentConnection]();
   if (!(target instanceof Connection) && !(target instanceof SlotRouter)) {
     if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
       throw new TypeError('massInsert: RESP input needs a Connection, a cluster or a shard set as target');

@@ -17,6 +17,7 @@ import type { CommandTarget } from '../../connection/target.js';
 import { ClientStateError, ReplyError, RoutingError, TransactionRetryError } from '../../base/errors.js';
 import { ask } from '../../routing/ask.js';
 import { SlotRouter } from '../../routing/router.js';
+import { currentConnection, isMovingTarget } from '../../connection/current.js';
 import { multi, type BlockCommand } from '../multi.js';
 
 /** What lending needs from the loop (the EventLoop, without importing it). */
@@ -125,6 +126,7 @@ export async function lendingPool(lender: Lender, target: CommandTarget, key: Ar
 
 /** The target's own connection to the node that serves `key`. */
 async function sharedConnection(target: CommandTarget, key: Arg | null): Promise<Connection> {
+  if (isMovingTarget(target)) return target[currentConnection](); // a sentinel's master, now
   if (target instanceof SlotRouter) {
     if (key === null || key === undefined) throw new RoutingError('a cluster or shard set needs a key to pick the node to lend a connection of');
     await target.whenReady();
