@@ -847,9 +847,9 @@ export class Sentinel implements CommandTarget, MovingTarget {
 
   private learnSentinels(entries: unknown[]): void {
     for (const entry of entries) {
+      // Every one is kept, even those flagged down or disconnected by this sentinel: we may
+      // reach them, and those that do not answer are asked last.
       const f = fieldsOf(entry);
-      const flags = (f.get('flags') ?? '').split(',');
-      if (flags.includes('s_down') || flags.includes('disconnected')) continue;
       const port = Number(f.get('port'));
       const host = f.get('ip');
       if (host === undefined || !(port > 0)) continue;
