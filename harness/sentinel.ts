@@ -370,6 +370,31 @@ export class SentinelDeployment {
   }
 }
 
+/**
+ * One sentinel of its own, monitoring `node` under `name` (e.g. a replica, to play a sentinel
+ * pointed at the wrong node). Its conf file lives in its data dir; stop() removes both.
+ */
+export async function startLoneSentinel(opts: { name: string; node: RedisServer; password?: string; sentinelPassword?: string; quorum?: number }): Promise<RedisServer> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'redloop-sentinel-'));
+  const file = path.join(dir, 'sentinel.conf');
+  const lines = [
+    `sentinel monitor ${opts.name} ${opts.node.host} ${opts.node.port} ${opts.quorum ?? 2}`,
+    `sentinel down-after-milliseconds ${opts.name} 1000`,
+  ];
+  if (opts.password !== undefined) lines.push(`sentinel auth-pass ${opts.name} ${opts.password}`);
+  await fs.promises.writeFile(file, lines.join('\n') + '\n');
+  const server = await startRedis({
+    leadingArgs: [file, '--sentinel'],
+    args: opts.sentinelPassword !== undefined ? ['--requirepass', opts.sentinelPassword] : [],
+  });
+  const stop = server.stop.bind(server);
+  server.stop = async (timeoutMs?: number) => {
+    await stop(timeoutMs);
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  };
+  return server;
+}
+
 /** Whether `address` ("host:port") answers ROLE master (raw client), for checks in tests. */
 export async function roleAt(host: string, port: number, password?: string): Promise<string> {
   const [role] = await rawCommands({ host, port, password, timeoutMs: 1000 }, [['ROLE']]) as unknown[][];

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import {
   ConfigError, ConnectionClosedError, EventLoop, Future, RoutingError, type Sentinel,
 } from '../lib/index.js';
-import { startSentinels, type SentinelDeployment } from '../harness/index.js';
+import { startLoneSentinel, startRedis, startSentinels, type RedisServer, type SentinelDeployment } from '../harness/index.js';
 
 const PW = 'data-pw';
 const SPW = 's3cret';
@@ -333,6 +333,36 @@ describe('sentinel target (loop.sentinel)', function () {
     const werr = await wrong.whenReady().then(() => undefined, (e: Error) => e);
     expect(werr).to.be.instanceOf(RoutingError);
     expect(werr!.message).to.contain(`'${dep.name}'`).and.to.contain(`${dep.sentinels[0]!.port}`).and.to.match(/auth|WRONGPASS|password/i);
+  });
+
+  it('a sentinel pointed at the wrong node (a replica): its answer fails the ROLE check and the next sentinel is asked', async () => {
+    const started: RedisServer[] = [];
+    try {
+      const other = await startRedis({ args: ['--requirepass', PW, '--masterauth', PW] });
+      started.push(other);
+      const replica = await startRedis({ args: ['--requirepass', PW, '--masterauth', PW, '--replicaof', other.host, String(other.port)] });
+      started.push(replica);
+      const liar = await startLoneSentinel({ name: dep.name, node: replica, password: PW, sentinelPassword: SPW });
+      started.push(liar);
+      const liarUrl = `redis://:${SPW}@${liar.host}:${liar.port}`;
+      const db = loop.sentinel({ sentinels: [liarUrl, dep.sentinelUrls[0]!], name: dep.name, sentinelPassword: SPW }, { password: PW });
+      expect(await loop.sendCommand(db, 'SET', 'wrong-node', 'no')).to.equal('OK');
+      expect(db.master).to.deep.equal({ host: dep.master.host, port: dep.master.port });
+      expect(await dep.master.command('GET', 'wrong-node')).to.equal('no');
+
+      // Only the liar: nothing is ever sent to the replica; commands and whenReady() fail within failoverTimeout, saying why.
+      const alone = loop.sentinel({ sentinels: [liarUrl], name: dep.name, sentinelPassword: SPW }, { password: PW, failoverTimeout: 1500 });
+      const f = loop.sendCommand(alone, 'SET', 'wrong-node', 'yes');
+      const err = await f.then(() => undefined, (e: Error) => e);
+      expect(err).to.be.instanceOf(ConnectionClosedError);
+      expect(err!.message).to.contain(`${replica.port}`).and.to.match(/ROLE slave/);
+      const rerr = await alone.whenReady().then(() => undefined, (e: Error) => e);
+      expect(rerr).to.be.instanceOf(RoutingError);
+      expect(rerr!.message).to.contain(`${liar.port}`);
+      expect(await replica.command('GET', 'wrong-node')).to.equal(null);
+    } finally {
+      await Promise.all(started.map((s) => s.stop()));
+    }
   });
 
   it('sentinel auth: the sentinels\' password apart from the data nodes\'; a wrong data password is said', async () => {

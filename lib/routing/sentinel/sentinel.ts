@@ -195,6 +195,7 @@ export class Sentinel implements CommandTarget, MovingTarget {
   /** A definitive answer (unknown name, bad password): new commands fail at once while it lasts. */
   private fatal: Error | undefined;
   private everDiscovered = false;
+  private readonly startedAt = Date.now();
 
   private refreshTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -779,6 +780,11 @@ export class Sentinel implements CommandTarget, MovingTarget {
     this.lastDiscoveryError = err;
     // During an announced failover the sentinels naming the old master is expected, not an error.
     if (this.failoverSince === 0 || Date.now() - this.failoverSince >= this.failoverTimeout) this.owner.emit('error', err, this);
+    if (!this.everDiscovered && !definitive && Date.now() - this.startedAt >= this.failoverTimeout) {
+      // Never found a master within failoverTimeout: whenReady() says so (commands expire on their own).
+      this.ready?.reject(err);
+      this.ready = undefined;
+    }
     if (definitive && !this.everDiscovered) {
       // Every sentinel answered, and none can help (unknown name, our credentials refused):
       // say it now rather than after failoverTimeout.
