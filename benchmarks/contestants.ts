@@ -19,6 +19,7 @@ const META = {
   'redloop-await-each': { label: 'redloop sendCommand + for (f of a) await f', kind: 'redloop' },
   'redloop-redis-parser': { label: 'redloop + Future.all, redis-parser only', kind: 'redloop' },
   'redloop-naive': { label: 'redloop, await each in turn', kind: 'naive' },
+  'redloop-sentinel': { label: 'redloop through loop.sentinel()', kind: 'redloop' },
   ioredis: { label: 'ioredis (defaults)', kind: 'peer' },
   'ioredis-auto': { label: 'ioredis enableAutoPipelining', kind: 'peer' },
   'ioredis-pipeline': { label: 'ioredis pipeline().exec()', kind: 'peer' },

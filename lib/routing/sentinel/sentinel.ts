@@ -115,6 +115,10 @@ class SentinelSink implements ReplySink {
   since = 0;
   /** The connection it was last handed to. */
   conn: Connection | undefined;
+  // Copied, not forwarded: the connection reads them for every command (decoder mode).
+  readonly command: string;
+  readonly returnBuffers: boolean;
+  readonly bigInt: boolean | undefined;
   constructor(
     readonly target: Sentinel,
     readonly user: ReplySink,
@@ -123,10 +127,13 @@ class SentinelSink implements ReplySink {
     readonly single: boolean,
     /** Sent to a replica (readFrom). */
     readonly toReplica: boolean,
-  ) {}
-  get command(): string { return this.user.command; }
-  get returnBuffers(): boolean { return this.user.returnBuffers; }
-  get bigInt(): boolean | undefined { return this.user.bigInt; }
+  ) {
+    this.command = user.command;
+    // A piece of a MULTI block: its collector names the command whose reply comes next.
+    if (!single) Object.defineProperty(this, 'command', { get: () => user.command });
+    this.returnBuffers = user.returnBuffers;
+    this.bigInt = user.bigInt;
+  }
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
