@@ -75,6 +75,10 @@ describe('public types', function () {
     const resolve = (s: TS.Symbol) => (s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s);
     const exported = new Set(checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(INDEX)!)!).map(resolve));
     const libDir = path.dirname(INDEX) + path.sep;
+    const isInternalKey = (key: TS.Expression): boolean => {
+      const sym = checker.getSymbolAtLocation(key);
+      return sym !== undefined && (resolve(sym).declarations ?? []).some((d) => /[\\/]base[\\/]internal\.(d\.)?ts$/.test(d.getSourceFile().fileName));
+    };
     const missing = new Map<string, string>();
     const visit = (node: TS.Node, where: string): void => {
       const name = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
@@ -96,6 +100,8 @@ describe('public types', function () {
           const flags = ts.getCombinedModifierFlags(member);
           if (flags & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
           if (member.name && ts.isPrivateIdentifier(member.name)) continue;
+          // Members keyed by a symbol of lib/base/internal.ts (not exported): plumbing no user can reach.
+          if (member.name && ts.isComputedPropertyName(member.name) && isInternalKey(member.name.expression)) continue;
           // Members documented @internal are the library's plumbing between its own layers.
           if (ts.getJSDocTags(member).some((t) => t.tagName.text === 'internal')) continue;
           visit(member, `${sym.name}.${member.name?.getText() ?? 'constructor'}`);

@@ -1,18 +1,16 @@
 /**
- * Connection: one socket to one Redis server, its handshake and reconnects, the write
- * coalescing (one write per tick) and the FIFO of pending replies.
- *
- * The invariant everything here protects: the n-th reply read from the socket belongs to
- * the n-th command written to it. A sink leaves the FIFO only when its reply is read, or
- * when the socket is gone (then every sink still in it is rejected). Timeouts settle a sink
- * but leave it in place, so its late reply is read and dropped.
+ * Connection: one socket to one Redis server, its lifecycle (connect, handshake, reconnect,
+ * close), the offline queue while it is not ready, and backpressure. The reply queue
+ * (reply-queue.ts: the n-th reply belongs to the n-th command), the write buffer
+ * (write-buffer.ts: one write per tick, long runs in slices) and the handshake steps
+ * (handshake.ts) are pieces of their own; this file wires them to the socket.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import Denque from 'denque';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
-import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
+import type { ReplyDecoder } from '../protocol/decoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
 import { CallbackSink } from './callback-sink.js';
 import {
@@ -21,12 +19,50 @@ import {
 import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
 import { warnUnheardError } from '../base/warnings.js';
+import { ReplyQueue, type PushHandler } from './reply-queue.js';
+import { WriteBuffer } from './write-buffer.js';
+import { handshakeFailure, handshakeSteps } from './handshake.js';
+import { kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
 
-/** What a connection needs from the loop that owns it. */
+export type { PushHandler } from './reply-queue.js';
+
+export interface ReconnectingInfo {
+  attempt: number;
+  delay: number;
+  error: Error;
+}
+
+/** What a connection tells the loop that owns it (the loop's events of the same names). */
+export interface ConnectionEvents {
+  connect: (conn: Connection) => void;
+  ready: (conn: Connection) => void;
+  error: (err: Error, conn: Connection) => void;
+  close: (conn: Connection, reason: Error) => void;
+  reconnecting: (info: ReconnectingInfo, conn: Connection) => void;
+  /** The connection is closed for good. */
+  end: (conn: Connection) => void;
+}
+
+/** What a connection needs from the loop that owns it (the EventLoop, without importing it). */
 export interface ConnectionOwner {
   /** Flush this connection at the end of the current tick (with every other dirty one). */
-  scheduleFlush(conn: Connection): void;
-  emit(event: string, ...args: unknown[]): boolean;
+  [kScheduleFlush](conn: Connection): void;
+  emit(event: 'connect' | 'ready' | 'end', conn: Connection): boolean;
+  emit(event: 'error', err: Error, conn: Connection): boolean;
+  emit(event: 'close', conn: Connection, reason: Error): boolean;
+  emit(event: 'reconnecting', info: ReconnectingInfo, conn: Connection): boolean;
+}
+
+/**
+ * The lifecycle of one connection, for the layer that opened it (a cluster's node, a
+ * subscription's own connection): told of its own connection only, right after the loop's
+ * event of the same name, instead of listening to every connection of the loop.
+ */
+export interface ConnectionObserver {
+  onReady?(conn: Connection): void;
+  onClose?(conn: Connection, reason: Error): void;
+  /** Closed for good. */
+  onEnd?(conn: Connection): void;
 }
 
 export type ConnectionState =
@@ -55,43 +91,14 @@ export interface ConnectionStats {
   reconnects: number;
 }
 
-/**
- * Where a connection in push mode (a pub/sub subscriber's own connection) sends what the
- * server sends unasked: messages and subscription confirmations, and error replies to
- * commands written with submitUnanswered().
- */
-export interface PushHandler {
-  onPush(reply: unknown): void;
-  /** A 'message' push, without its array (the decoder's fast path); onPush gets it otherwise. */
-  onMessage?(channel: unknown, message: unknown): void;
-  onPushError(message: string): void;
-}
-
 interface QueuedCommand {
   encoded: Encoded;
   sink: ReplySink;
 }
 
-/**
- * Handshake errors that say "not now" rather than "never": the server is loading its data,
- * busy with a script, has no master, or has no room for another client.
- */
-function isTransient(err: ReplyError): boolean {
-  return err.code === 'LOADING' || err.code === 'BUSY' || err.code === 'MASTERDOWN' || err.code === 'TRYAGAIN'
-    || err.code === 'CLUSTERDOWN' || /max(imum)? number of clients reached/i.test(err.message);
-}
-
 let nextId = 1;
 
-/**
- * Commands queued in one tick after which they are written at once, without waiting for the tick
- * to end (see `queueOut`): a small slice while the server has nothing else to do, so it starts on
- * them while the caller is still sending; a large one otherwise, to bound what a long burst holds.
- */
-const WRITE_SLICE = 256;
-const WRITE_SLICE_BEHIND = 4096;
-
-export class Connection implements ReplyHandler, CommandTarget {
+export class Connection implements CommandTarget {
   readonly id = nextId++;
   /** Where this connection points, without credentials: "127.0.0.1:6379/0" or a socket path. */
   readonly address: string;
@@ -104,26 +111,15 @@ export class Connection implements ReplyHandler, CommandTarget {
   private _state: ConnectionState = 'connecting';
   private readonly decoder: ReplyDecoder;
 
-  /** Written (or being written this tick) commands, oldest first. */
-  private readonly pending = new Denque<ReplySink>();
-  /** Encoded commands waiting for the end-of-tick flush; they are the tail of `pending`. */
-  private out: Encoded[] = [];
-  private outAllStrings = true;
-  /** Commands in `out` with no FIFO entry (submitUnanswered); they cannot be requeued. */
-  private unansweredInOut = 0;
+  /** Sinks of written (or being written this tick) commands, oldest first. */
+  private readonly replies: ReplyQueue;
+  /** Encoded commands waiting for the end-of-tick flush; their sinks are the tail of `replies`. */
+  private readonly writes = new WriteBuffer();
   private flushScheduled = false;
-  /** Commands queued since the last tick flush (written in slices or not). */
-  private tickQueued = 0;
   /** Commands queued while the connection is not ready. */
   private readonly offline = new Denque<QueuedCommand>();
-
-  /** Pending sinks whose decoding (returnBuffers, bigInt) differs from the connection's default. */
-  private modeSwitches = 0;
-  /** How many sinks at the head of `pending` are known settled (timed out). */
-  private settledPrefix = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  private handshakeLeft = 0;
   private connectTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** Consecutive failed connection attempts. */
@@ -140,9 +136,6 @@ export class Connection implements ReplyHandler, CommandTarget {
   private closeWaiters: Array<() => void> = [];
   private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
-  /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
-  private pushHandler: PushHandler | undefined;
-
   /**
    * Whether the socket and timers keep the process alive: while the first connection is being
    * made (until it is ready, or until failQueuedAfter attempts have failed), and after that only
@@ -152,16 +145,25 @@ export class Connection implements ReplyHandler, CommandTarget {
    */
   private holding = true;
 
-  private counters = { commandsSent: 0, repliesReceived: 0, writes: 0, bytesWritten: 0, reconnects: 0 };
+  private counters = { bytesWritten: 0, reconnects: 0 };
   private everReady = false;
   private drainListening = false;
 
-  constructor(owner: ConnectionOwner, options: ResolvedOptions) {
+  /** Told of this connection's lifecycle (the layer that opened it), if any. */
+  private readonly observer: ConnectionObserver | undefined;
+
+  /** @internal Connections are opened by loop.connect() (or by a layer, through the loop). */
+  constructor(owner: ConnectionOwner, options: ResolvedOptions, observer?: ConnectionObserver) {
     this.owner = owner;
+    this.observer = observer;
     this.loop = owner;
     this.options = options;
     this.address = options.path ?? `${options.host}:${options.port}/${options.db}`;
-    this.decoder = new ReplyDecoder(this, options.returnBuffers, options.bigInt);
+    this.replies = new ReplyQueue({
+      onEmpty: () => this.releaseIfIdle(),
+      onBroken: (err) => this.drop(err),
+    }, this.address, options.returnBuffers, options.bigInt);
+    this.decoder = this.replies.decoder;
     this.open();
   }
 
@@ -171,7 +173,7 @@ export class Connection implements ReplyHandler, CommandTarget {
 
   /** Replies still owed for written commands (including timed-out ones not yet read). */
   get pendingReplies(): number {
-    return this.pending.length;
+    return this.replies.length;
   }
 
   /**
@@ -179,23 +181,16 @@ export class Connection implements ReplyHandler, CommandTarget {
    * counted here (in UTF-16 units for strings, close to bytes for ASCII), not on the hot path.
    */
   get bufferedBytes(): number {
-    let bytes = this.socket?.writableLength ?? 0;
-    const out = this.out;
-    for (let i = 0; i < out.length; i++) {
-      const cmd = out[i]!;
-      if (typeof cmd === 'string') bytes += cmd.length;
-      else for (const piece of cmd) bytes += piece.length;
-    }
-    return bytes;
+    return this.writes.bufferedBytes;
   }
 
   get stats(): ConnectionStats {
     const written = this.socket?.bytesWritten ?? 0;
     return {
-      commandsSent: this.counters.commandsSent,
-      repliesReceived: this.counters.repliesReceived,
-      writes: this.counters.writes,
-      pending: this.pending.length,
+      commandsSent: this.writes.commandsSent,
+      repliesReceived: this.replies.received,
+      writes: this.writes.writes,
+      pending: this.replies.length,
       offlineQueued: this.offline.length,
       bytesWritten: this.counters.bytesWritten + written,
       bytesBuffered: this.bufferedBytes,
@@ -238,51 +233,27 @@ export class Connection implements ReplyHandler, CommandTarget {
    * in order with everything else, with no FIFO entry. Only on a ready connection that no
    * one else sends on: a reply the server does send would be handed to the wrong command.
    */
-  submitUnanswered(encoded: Encoded): void {
+  [kSubmitUnanswered](encoded: Encoded): void {
     if (this._state !== 'ready' || this.closing) {
       throw new ClientStateError(`connection to ${this.address} is not ready (${this._state}); unanswered commands need a ready connection`);
     }
-    this.queueOut(encoded);
-    this.unansweredInOut++;
+    if (this.writes.addUnanswered(encoded, this.replies.length)) this.writeQueued();
     if (!this.holding) this.hold();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.owner.scheduleFlush(this);
+      this.owner[kScheduleFlush](this);
     }
   }
 
   private writeLater(encoded: Encoded, sink: ReplySink): void {
-    this.queueOut(encoded);
-    this.pending.push(sink);
+    const replies = this.replies;
+    if (this.writes.add(encoded, replies.length)) this.writeQueued();
+    replies.push(sink);
     if (!this.holding) this.hold();
-    if (this.ownMode(sink)) {
-      this.modeSwitches++;
-      if (this.pending.length === 1) this.decodeFor(sink);
-    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.owner.scheduleFlush(this);
+      this.owner[kScheduleFlush](this);
     }
-  }
-
-  /**
-   * A long run of commands in one tick goes out in slices as it is produced instead of all at
-   * the tick's end. While the server has nothing else to do (no command of an earlier tick awaits
-   * its reply, and the socket holds no earlier write) a slice is WRITE_SLICE commands: the server
-   * works on the first commands of a window of 1000 while the caller is still sending the rest,
-   * so less of the round trip is spent waiting (PING windows of 1000: ~1.8M/s -> ~2.3M/s). A
-   * server already busy (a pipeline that keeps commands in flight, as massInsert does) gains
-   * nothing from that and would pay the extra writes, so there a slice is WRITE_SLICE_BEHIND,
-   * which still keeps a million un-awaited sends from holding more than a slice of encoded
-   * strings. Commands in a written slice count as written, as in any earlier tick.
-   */
-  private queueOut(encoded: Encoded): void {
-    const out = this.out;
-    out.push(encoded);
-    if (typeof encoded !== 'string') this.outAllStrings = false;
-    this.tickQueued++;
-    if (out.length < WRITE_SLICE) return;
-    if (out.length >= WRITE_SLICE_BEHIND || (this.pending.length < this.tickQueued && this.socket!.writableLength === 0)) this.writeQueued();
   }
 
   private queueOffline(encoded: Encoded, sink: ReplySink): void {
@@ -321,118 +292,26 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   /** Writes what this tick queued and no slice took yet, in one syscall. Called by the loop's tick flush. */
-  flush(): void {
+  [kFlush](): void {
     this.flushScheduled = false;
-    this.tickQueued = 0;
+    this.writes.endTick();
     this.writeQueued();
   }
 
-  /** Hands `out` to the socket: at the tick's end, or when a slice is full (see queueOut). */
+  /** Hands the write buffer to the socket: at the tick's end, or when a slice is full. */
   private writeQueued(): void {
-    const out = this.out;
-    if (out.length === 0) return;
-    const socket = this.socket;
-    if (socket === undefined || socket.destroyed) return; // the close handler requeues `out`
-    this.out = [];
-    this.counters.commandsSent += out.length;
-    this.counters.writes++;
-    this.unansweredInOut = 0;
-    // A write queued behind another is kept by the stream as it was given: give it bytes, not a
-    // rope of thousands of strings that would live until the socket drains (a long burst).
-    const behind = socket.writableLength !== 0;
-    if (this.outAllStrings) {
-      // += builds a rope V8 flattens once on write: measurably cheaper than join('').
-      let text = out[0] as string;
-      for (let i = 1; i < out.length; i++) text += out[i] as string;
-      socket.write(behind ? Buffer.from(text) : text);
-    } else {
-      // Buffer arguments: strings still go out joined, Buffers as they are.
-      this.outAllStrings = true;
-      socket.cork();
-      let text = '';
-      for (const cmd of out) {
-        if (typeof cmd === 'string') { text += cmd; continue; }
-        for (const piece of cmd) {
-          if (typeof piece === 'string') { text += piece; continue; }
-          if (text !== '') { socket.write(behind ? Buffer.from(text) : text); text = ''; }
-          socket.write(piece);
-        }
-      }
-      if (text !== '') socket.write(behind ? Buffer.from(text) : text);
-      socket.uncork();
-    }
-    if (this.drainWaiters.length !== 0) this.listenForDrain();
+    if (this.writes.write() && this.drainWaiters.length !== 0) this.listenForDrain();
   }
 
   // ---------------------------------------------------------------- replies
-
-  onReply(reply: unknown): void {
-    const sink = this.pending.shift();
-    if (sink === undefined) {
-      if (this.pushHandler !== undefined) { this.pushHandler.onPush(reply); return; }
-      this.onProtocolError(new ProtocolError(`${this.address} sent a reply nobody asked for`));
-      return;
-    }
-    if (this.settledPrefix !== 0) this.settledPrefix--;
-    if (this.handshakeLeft === 0) this.counters.repliesReceived++;
-    if (this.pending.length === 0) this.releaseIfIdle();
-    sink.resolveReply(reply);
-    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
-  }
-
-  onErrorReply(message: string): void {
-    const sink = this.pending.shift();
-    if (sink === undefined) {
-      if (this.pushHandler !== undefined) { this.pushHandler.onPushError(message); return; }
-      this.onProtocolError(new ProtocolError(`${this.address} sent an error nobody asked for: ${message}`));
-      return;
-    }
-    if (this.settledPrefix !== 0) this.settledPrefix--;
-    if (this.handshakeLeft === 0) this.counters.repliesReceived++;
-    if (this.pending.length === 0) this.releaseIfIdle();
-    if (!sink.settled) sink.rejectReply(new ReplyError(message, sink.command));
-    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
-  }
-
-  onProtocolError(err: ProtocolError): void {
-    this.drop(err);
-  }
-
-  /** Whether `sink` wants its reply decoded otherwise than the connection's options say. */
-  private ownMode(sink: ReplySink): boolean {
-    return sink.returnBuffers !== this.options.returnBuffers || sink.bigInt !== undefined || sink.onReplyHead !== undefined;
-  }
-
-  /** Puts the decoder in the mode the next pending reply wants. */
-  private afterModeSwitchedReply(done: ReplySink): void {
-    if (this.ownMode(done)) this.modeSwitches--;
-    this.decodeFor(this.pending.peekFront());
-  }
-
-  /** Decodes the next reply as `sink` wants it (the connection's options when undefined). */
-  private decodeFor(sink: ReplySink | undefined): void {
-    this.decoder.returnBuffers = sink === undefined ? this.options.returnBuffers : sink.returnBuffers;
-    this.decoder.bigInt = sink?.bigInt ?? this.options.bigInt;
-    this.decoder.peekHead = sink?.onReplyHead !== undefined;
-  }
-
-  /** The first element of the head sink's array reply, read ahead of the rest (see ReplySink.onReplyHead). */
-  onReplyHead(first: unknown): void {
-    this.pending.peekFront()?.onReplyHead?.(first);
-  }
 
   /**
    * Writes what is queued now instead of at the tick's end: for a command that could be sent
    * only once a reply began to arrive (the next SCAN, from its cursor), while the rest of that
    * reply is still being decoded.
    */
-  writeNow(): void {
+  [kWriteNow](): void {
     if (this._state === 'ready' && !this.closing) this.writeQueued();
-  }
-
-  /** An error reply inside an array (EXEC, EVAL): a ReplyError naming the command it answers. */
-  nestedError(message: string): Error {
-    return new ReplyError(message, this.pending.peekFront()?.command ?? '?');
   }
 
   private onData(chunk: Buffer): void {
@@ -444,24 +323,13 @@ export class Connection implements ReplyHandler, CommandTarget {
   // ---------------------------------------------------------------- push mode (pub/sub)
 
   /**
-   * @internal Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
+   * Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
    * command waits for one goes to `handler` instead of being a protocol error. Commands are
-   * then written with submitUnanswered(); the FIFO still serves the handshake and QUIT, so a
+   * then written with [kSubmitUnanswered]; the FIFO still serves the handshake and QUIT, so a
    * connection nobody else sends on keeps its one-reply-per-command invariant for those.
    */
-  setPushHandler(handler: PushHandler): void {
-    this.pushHandler = handler;
-    this.decoder.pushMessages = handler.onMessage !== undefined;
-  }
-
-  /** @internal From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
-  onPushMessage(channel: unknown, message: unknown): void {
-    // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
-    if (this.pending.length !== 0 || this.pushHandler?.onMessage === undefined) {
-      this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
-      return;
-    }
-    this.pushHandler.onMessage(channel, message);
+  [kSetPushHandler](handler: PushHandler): void {
+    this.replies.setPushHandler(handler);
   }
 
   /**
@@ -469,7 +337,7 @@ export class Connection implements ReplyHandler, CommandTarget {
    * consumer that falls behind (the server buffers, up to its client-output-buffer-limit).
    * A new socket after a reconnect starts reading.
    */
-  setReading(on: boolean): void {
+  [kSetReading](on: boolean): void {
     if (on) this.socket?.resume();
     else this.socket?.pause();
   }
@@ -501,18 +369,8 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (i === 0) this.offline.shift();
       else i++;
     }
-    let expired = 0;
-    for (let i = this.settledPrefix; i < this.pending.length; i++) {
-      const sink = this.pending.peekAt(i)!;
-      if (sink.settled || sink.deadline === 0) { if (i === this.settledPrefix) this.settledPrefix++; continue; }
-      if (sink.deadline > now) {
-        if (next === 0 || sink.deadline < next) next = sink.deadline;
-        break;
-      }
-      expired++;
-      sink.rejectReply(new TimeoutError(`${sink.command}: no reply from ${this.address} within the command timeout; its reply will be read and dropped`));
-      if (i === this.settledPrefix) this.settledPrefix++;
-    }
+    const expired = this.replies.sweep(now, next);
+    next = this.replies.nextDeadline;
     if (next !== 0) this.armSweep(next);
     this.releaseIfIdle();
     // Only a written command can leave the socket out of step; one that timed out in the
@@ -528,13 +386,11 @@ export class Connection implements ReplyHandler, CommandTarget {
    * Called when a command sent with its own timeout (loop.send(..., { timeout })) timed out:
    * with resetOnTimeout a written one resets the connection, as commandTimeout does.
    */
-  commandTimedOut(sink: ReplySink): void {
+  [kCommandTimedOut](sink: ReplySink): void {
     if (this.options.resetOnTimeout && this.socket !== undefined) {
-      for (let i = 0; i < this.pending.length; i++) {
-        if (this.pending.peekAt(i) === sink) {
-          this.drop(new TimeoutError(`reset after ${sink.command} timed out (resetOnTimeout)`));
-          return;
-        }
+      if (this.replies.includes(sink)) {
+        this.drop(new TimeoutError(`reset after ${sink.command} timed out (resetOnTimeout)`));
+        return;
       }
     }
     if (this.closing) this.maybeQuit();
@@ -554,6 +410,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       })
       : net.connect(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port });
     this.socket = socket;
+    this.writes.socket = socket;
     if (!this.holding) socket.unref();
     socket.setNoDelay(true);
     if (o.keepAlive !== false) socket.setKeepAlive(true, o.keepAlive);
@@ -573,24 +430,16 @@ export class Connection implements ReplyHandler, CommandTarget {
   private onConnect(): void {
     this.emit('connect', this);
     this._state = 'handshake';
-    const o = this.options;
-    const steps: string[][] = [];
-    if (o.password !== undefined) {
-      const password = o.password.reveal();
-      steps.push(o.username !== undefined ? ['AUTH', o.username, password] : ['AUTH', password]);
-    }
-    if (o.db !== 0) steps.push(['SELECT', String(o.db)]);
-    if (o.name !== undefined) steps.push(['CLIENT', 'SETNAME', o.name]);
-    if (o.readOnly) steps.push(['READONLY']);
+    const steps = handshakeSteps(this.options);
     if (steps.length === 0) {
       this.onReady();
       return;
     }
-    this.handshakeLeft = steps.length;
+    this.replies.handshakeLeft = steps.length;
     let text = '';
     for (const [name, ...args] of steps) {
       text += encodeCommand(name!, args) as string;
-      this.pending.push(new CallbackSink(name!, (err) => this.onHandshakeReply(name!, err)));
+      this.replies.pushOwn(new CallbackSink(name!, (err) => this.onHandshakeReply(name!, err)));
     }
     this.socket!.write(text);
   }
@@ -600,20 +449,17 @@ export class Connection implements ReplyHandler, CommandTarget {
     // steps after AUTH (NOAUTH) arrive in the same chunk and must not fail it again.
     if (this._state !== 'handshake' || this.fatal !== undefined || this.dropReason !== undefined) return;
     if (err instanceof ReplyError) {
-      this.handshakeLeft = 0;
-      // The server's text never contains the password; ours must not either.
-      const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${this.options.db}` : step === 'CLIENT' ? 'CLIENT SETNAME' : step;
-      if (isTransient(err)) {
-        // Starting up, busy or full: a later attempt can succeed, so this one just fails.
-        const retry = new ReplyError(`${what} on ${this.address} failed for now, will retry: ${err.message}`, err.command);
-        this.emit('error', retry, this);
-        this.drop(retry);
+      this.replies.handshakeLeft = 0;
+      const failure = handshakeFailure(step, err, this.options, this.address);
+      if ('retry' in failure) {
+        this.emit('error', failure.retry, this);
+        this.drop(failure.retry);
         return;
       }
-      this.fail(new AuthError(`${what} failed on ${this.address}: ${err.message}`));
+      this.fail(failure.fatal);
       return;
     }
-    if (--this.handshakeLeft === 0 && this._state === 'handshake') this.onReady();
+    if (--this.replies.handshakeLeft === 0 && this._state === 'handshake') this.onReady();
   }
 
   private onReady(): void {
@@ -630,6 +476,7 @@ export class Connection implements ReplyHandler, CommandTarget {
       if (!sink.settled) this.writeLater(encoded, sink);
     }
     this.emit('ready', this);
+    if (this.observer?.onReady !== undefined) this.tell(this.observer.onReady, this);
     this.releaseIfIdle();
     if (this.drainWaiters.length !== 0) this.checkDrain();
     if (this.closing) this.maybeQuit();
@@ -649,6 +496,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   private onSocketClose(socket: net.Socket): void {
     if (socket !== this.socket) return;
     this.socket = undefined;
+    this.writes.socket = undefined;
     this.drainListening = false;
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
@@ -656,7 +504,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     const reason = this.dropReason ?? new Error('the server closed the connection');
     const wasReady = this._state === 'ready';
     const wasClosed = this._state === 'closed';
-    this.handshakeLeft = 0;
+    this.replies.handshakeLeft = 0;
 
     // Decide first, then tell: listeners of the events below may send commands, and those
     // must see the state that follows (queued for the next socket, or refused), never 'ready'
@@ -678,25 +526,17 @@ export class Connection implements ReplyHandler, CommandTarget {
     // Commands still in `out` never reached the socket: they go back to the offline queue.
     // Interleaved with unanswered ones (CLIENT REPLY OFF died with the socket) they cannot be
     // sent alone, so they fail, unwritten.
-    const answeredInOut = this.out.length - this.unansweredInOut;
-    if (this.unansweredInOut === 0) {
-      for (let i = this.out.length - 1; i >= 0; i--) this.offline.unshift({ encoded: this.out[i]!, sink: this.pending.pop()! });
+    const { commands, withUnanswered } = this.writes.takeUnwritten();
+    if (withUnanswered === 0) {
+      for (let i = commands.length - 1; i >= 0; i--) this.offline.unshift({ encoded: commands[i]!, sink: this.replies.popBack() });
     } else {
-      for (let i = 0; i < answeredInOut; i++) {
-        const sink = this.pending.pop()!;
+      for (let i = commands.length - withUnanswered; i > 0; i--) {
+        const sink = this.replies.popBack();
         if (!sink.settled) sink.rejectReply(new ConnectionClosedError(`connection to ${this.address} lost (${reason.message})`, sink.command, false));
       }
     }
-    this.unansweredInOut = 0;
-    this.out = [];
-    this.outAllStrings = true;
 
-    const pending = this.pending.toArray();
-    this.pending.clear();
-    this.settledPrefix = 0;
-    this.modeSwitches = 0;
-    this.decoder.reset();
-    this.decodeFor(undefined);
+    const pending = this.replies.takeAll();
     for (const sink of pending) {
       if (sink.settled) continue;
       sink.rejectReply(reason instanceof ProtocolError
@@ -705,6 +545,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     }
     this.releaseIfIdle();
     this.emit('close', this, reason);
+    if (this.observer?.onClose !== undefined) this.tell(this.observer.onClose, this, reason);
 
     if (end !== undefined) {
       this.finish(end);
@@ -754,6 +595,7 @@ export class Connection implements ReplyHandler, CommandTarget {
     this.rejectOffline(err);
     for (const w of this.drainWaiters.splice(0)) w.reject(err);
     this.emit('end', this);
+    if (this.observer?.onEnd !== undefined) this.tell(this.observer.onEnd, this);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
 
@@ -762,11 +604,21 @@ export class Connection implements ReplyHandler, CommandTarget {
    * way through a state change (no reconnect scheduled, futures never settled): its error is
    * thrown again on a later microtask, where it surfaces as an uncaught exception.
    */
-  private emit(event: string, ...args: unknown[]): void {
+  private emit<E extends keyof ConnectionEvents>(event: E, ...args: Parameters<ConnectionEvents[E]>): void {
     try {
-      const heard = this.owner.emit(event, ...args);
+      // ConnectionOwner.emit's overloads take each event with its own arguments, as `args` is.
+      const heard = (this.owner.emit as (e: E, ...a: Parameters<ConnectionEvents[E]>) => boolean)(event, ...args);
       // Nobody listens (eventemitter3 does not throw as node:events would): say it once.
       if (!heard && event === 'error') warnUnheardError(this.owner, args[0] as Error);
+    } catch (err) {
+      queueMicrotask(() => { throw err; });
+    }
+  }
+
+  /** Tells the observer, as emit() tells the loop: what it throws surfaces later, not here. */
+  private tell<A extends unknown[]>(fn: (this: ConnectionObserver, ...args: A) => void, ...args: A): void {
+    try {
+      fn.apply(this.observer!, args);
     } catch (err) {
       queueMicrotask(() => { throw err; });
     }
@@ -785,7 +637,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   private releaseIfIdle(): void {
     // close() holds until the socket is gone: the caller may be awaiting it.
     if (!this.holding || this.closing || (!this.everReady && !this.failFast)) return;
-    if (this.pending.length !== 0 || this.offline.length !== 0 || this.out.length !== 0) return;
+    if (this.replies.length !== 0 || this.offline.length !== 0 || this.writes.length !== 0) return;
     this.holding = false;
     this.socket?.unref();
     this.connectTimer?.unref();
@@ -805,7 +657,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   private hasRoom(): boolean {
-    return this.pending.length + this.offline.length < this.options.maxPending
+    return this.replies.length + this.offline.length < this.options.maxPending
       && this.bufferedBytes < this.options.maxBufferedBytes;
   }
 
@@ -849,17 +701,15 @@ export class Connection implements ReplyHandler, CommandTarget {
     if (this.quitSent || this._state !== 'ready' || this.offline.length !== 0) return;
     // Commands that timed out are not waited for (their server may never answer): QUIT goes
     // behind them and their late replies are read and dropped as usual.
-    const last = this.pending.peekBack();
-    if (last !== undefined && !last.settled) return;
-    for (let i = 0; i < this.pending.length; i++) if (!this.pending.peekAt(i)!.settled) return;
+    if (!this.replies.allSettled()) return;
     this.quitSent = true;
     const socket = this.socket!;
     // A server that never answers QUIT must not hold close() forever.
     const giveUp = setTimeout(() => socket.destroy(), 1000);
     giveUp.unref();
     if (!this.holding) this.hold();
-    this.pending.push(new CallbackSink('QUIT', (err) => {
-      if (err === null) this.counters.repliesReceived--; // onReply counted it; QUIT is ours, like the handshake
+    this.replies.pushOwn(new CallbackSink('QUIT', (err) => {
+      if (err === null) this.replies.received--; // onReply counted it; QUIT is ours, like the handshake
       socket.end();
     }));
     socket.once('close', () => clearTimeout(giveUp));
@@ -888,7 +738,7 @@ export class Connection implements ReplyHandler, CommandTarget {
   }
 
   [inspect.custom](): string {
-    return `Connection #${this.id} <${this.address} ${this._state}, pending ${this.pending.length}>`;
+    return `Connection #${this.id} <${this.address} ${this._state}, pending ${this.replies.length}>`;
   }
 
   toJSON(): object {

@@ -5,6 +5,7 @@
  */
 import type { Encoded } from '../protocol/encoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
+import type { kCommandTimedOut } from '../base/internal.js';
 
 export interface CommandTarget {
   /** The EventLoop that owns this target; sendCommand refuses targets of another loop. */
@@ -24,5 +25,5 @@ export interface CommandTarget {
    * Told when a command sent with its own `timeout` timed out (its sink is already rejected),
    * so a connection with resetOnTimeout can reset; routing layers may pass it on.
    */
-  commandTimedOut?(sink: ReplySink): void;
+  [kCommandTimedOut]?(sink: ReplySink): void;
 }

@@ -4,8 +4,9 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
-import { Connection } from '../connection/connection.js';
+import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
+import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
@@ -33,11 +34,7 @@ export interface CommandOptions {
   timeout?: number | undefined;
 }
 
-export interface ReconnectingInfo {
-  attempt: number;
-  delay: number;
-  error: Error;
-}
+export type { ReconnectingInfo };
 
 /** Events the loop emits; every connection event names its connection. */
 export interface EventLoopEvents {
@@ -77,8 +74,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   /** Opens a connection (a URL or options). Commands may be sent at once: they wait in the offline queue. */
   connect(target: string | ConnectionOptions = {}): Connection {
+    return this[kConnect](target, undefined);
+  }
+
+  /** @internal loop.connect() for a layer's own connection: `observer` hears of its lifecycle, not of every connection's. */
+  [kConnect](target: string | ConnectionOptions, observer: ConnectionObserver | undefined): Connection {
     if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
-    const conn = new Connection(this, resolveOptions(target, this.defaults));
+    const conn = new Connection(this, resolveOptions(target, this.defaults), observer);
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
     return conn;
@@ -213,7 +215,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (timeout > MAX_TIMER_MS) return new TypeError(`timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
-      target.commandTimedOut?.(future); // resetOnTimeout applies to per-command timeouts too
+      target[kCommandTimedOut]?.(future); // resetOnTimeout applies to per-command timeouts too
     }, timeout);
     return undefined;
   }
@@ -319,7 +321,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   }
 
   /** @internal Called by a connection that has bytes to write this tick. */
-  scheduleFlush(conn: Connection): void {
+  [kScheduleFlush](conn: Connection): void {
     this.dirty.push(conn);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -331,7 +333,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     this.flushQueued = false;
     const dirty = this.dirty;
     this.dirty = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
+    for (let i = 0; i < dirty.length; i++) dirty[i]![kFlush]();
   };
 
   /**

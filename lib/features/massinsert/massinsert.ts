@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { Connection } from '../../connection/connection.js';
+import { kSubmitUnanswered } from '../../base/internal.js';
 import type { EventLoop } from '../../core/eventloop.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { CommandTarget } from '../../connection/target.js';
@@ -389,7 +390,7 @@ class Lanes {
       this.own.set(m, this.loop.connect({ ...m.resolvedOptions, reconnect: false, readOnly: false }));
     }
     await Promise.all(this.connections.map((c) => this.loop.sendCommand(c, 'PING')));
-    for (const c of this.connections) c.submitUnanswered(REPLY_OFF);
+    for (const c of this.connections) c[kSubmitUnanswered](REPLY_OFF);
   }
 
   /** massInsert's connection to the master of `key`; undefined if that master is new since the start. */
@@ -494,7 +495,7 @@ class MassInsert {
         this.conn = dedicated;
         this.dest = dedicated;
         await this.loop.sendCommand(dedicated, 'PING');
-        dedicated.submitUnanswered(REPLY_OFF);
+        dedicated[kSubmitUnanswered](REPLY_OFF);
       } else if (this.conn !== undefined && this.conn.state !== 'ready') {
         // Wait for the handshake here rather than fill the offline queue past its limit.
         await this.loop.sendCommand(this.conn, 'PING');
@@ -680,7 +681,7 @@ class MassInsert {
       return;
     }
     if (this.off) {
-      this.conn!.submitUnanswered(encoded);
+      this.conn![kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }
@@ -708,7 +709,7 @@ class MassInsert {
     if (conn.state !== 'ready') await this.loop.sendCommand(conn, 'PING');
     this.turnBytes += bytes.length;
     if (this.off) {
-      conn.submitUnanswered([bytes]);
+      conn[kSubmitUnanswered]([bytes]);
       this.index += count;
       this.sent += count;
       return;
@@ -756,7 +757,7 @@ class MassInsert {
           : `${name}: the slot of its key moved to a master that was not in the cluster when the load began; with replies: 'off' it cannot be followed`));
         return;
       }
-      lane.submitUnanswered(encoded);
+      lane[kSubmitUnanswered](encoded);
       this.sent++;
       return;
     }

@@ -15,6 +15,7 @@ import { EventEmitter } from 'eventemitter3';
 import Denque from 'denque';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
+import { kSetPushHandler, kSetReading, kSubmitUnanswered } from '../../base/internal.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import type { ConnectionOptions } from '../../base/options.js';
 import { ClientStateError, ReplyError, RoutingError } from '../../base/errors.js';
@@ -119,7 +120,7 @@ class SubConn implements PushHandler {
   everReady = false;
 
   constructor(readonly sub: Subscription, readonly conn: Connection, readonly address: string) {
-    conn.setPushHandler(this);
+    conn[kSetPushHandler](this);
   }
 
   get empty(): boolean {
@@ -163,7 +164,7 @@ class SubConn implements PushHandler {
     const groups = kind === 's' ? keys.map((k) => [k]) : [keys];
     for (const group of groups) {
       const channels = group.map((k) => this.sub.channelOf(kind, k));
-      this.conn.submitUnanswered(encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
+      this.conn[kSubmitUnanswered](encodePubSub(sub ? SUB_CMD[kind] : UNSUB_CMD[kind], channels));
       this.inflight.push({ kind, sub, keys: group, left: group.length });
       for (const key of group) (sub ? this.pendingSub : this.pendingUnsub)[kind].add(key);
     }
@@ -569,7 +570,7 @@ export class Subscription extends EventEmitter {
 
   private setPaused(on: boolean): void {
     this.paused = on;
-    for (const sc of this.subConns()) sc.conn.setReading(!on);
+    for (const sc of this.subConns()) sc.conn[kSetReading](!on);
   }
 
   /** Messages read but not yet taken by the async iterator. */

@@ -16,6 +16,7 @@
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { Connection } from '../../connection/connection.js';
+import { kWriteNow } from '../../base/internal.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
 import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from '../../base/errors.js';
 
@@ -228,7 +229,7 @@ async function* cursorPass(
       const nextCursor = Buffer.isBuffer(first) ? first.toString('latin1') : String(first);
       if (early !== undefined || nextCursor === '0' || stop?.aborted === true) return;
       early = { cursor: nextCursor, reply: call(nextCursor) };
-      t.writeNow();
+      t[kWriteNow]();
     });
   };
   let next: Promise<Reply> | undefined = call(cursor);

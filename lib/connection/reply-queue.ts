@@ -1,0 +1,226 @@
+/**
+ * The reply queue: the invariant a connection lives by. The n-th reply read from the socket
+ * belongs to the n-th command written to it. A sink leaves the queue only when its reply is read,
+ * or when the socket is gone (the connection then takes every sink still in it and rejects it).
+ * Timeouts settle a sink but leave it in place, so its late reply is read and dropped.
+ *
+ * The queue is the decoder's handler: replies go from the decoder to their sink here, with no
+ * stop in the Connection (whose public surface therefore has no reply methods a user could call
+ * to misalign it). It also keeps the decoder in the mode the head sink wants (returnBuffers,
+ * bigInt, peekHead), and in push mode hands what no command waits for to the push handler.
+ */
+import Denque from 'denque';
+import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
+import type { ReplySink } from '../base/reply-sink.js';
+import { ProtocolError, ReplyError, TimeoutError } from '../base/errors.js';
+
+/**
+ * Where a connection in push mode (a pub/sub subscriber's own connection) sends what the
+ * server sends unasked: messages and subscription confirmations, and error replies to
+ * commands written with no reply expected.
+ */
+export interface PushHandler {
+  onPush(reply: unknown): void;
+  /** A 'message' push, without its array (the decoder's fast path); onPush gets it otherwise. */
+  onMessage?(channel: unknown, message: unknown): void;
+  onPushError(message: string): void;
+}
+
+/** What the queue tells its connection; rare events only (never once per reply). */
+export interface ReplyQueueOwner {
+  /** The queue just became empty (the connection may let the process exit). */
+  readonly onEmpty: () => void;
+  /** The stream cannot be trusted any more: the connection must drop its socket. */
+  readonly onBroken: (err: ProtocolError) => void;
+}
+
+export class ReplyQueue implements ReplyHandler {
+  /** Written (or being written this tick) commands, oldest first. */
+  private readonly fifo = new Denque<ReplySink>();
+  /** How many sinks at the head are known settled (timed out): the sweep starts after them. */
+  private settledPrefix = 0;
+  /** Sinks in the queue whose decoding (returnBuffers, bigInt, onReplyHead) differs from the default. */
+  private modeSwitches = 0;
+  /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
+  private pushHandler: PushHandler | undefined = undefined;
+  /** Replies to the handshake still owed: they are not counted in `received`. */
+  handshakeLeft = 0;
+  /** Replies read, handshake excluded. */
+  received = 0;
+  /** Set by sweep(): the earliest deadline still ahead (0: none). */
+  nextDeadline = 0;
+
+  /** The decoder that feeds this queue; the connection feeds it the socket's chunks. */
+  readonly decoder: ReplyDecoder;
+
+  constructor(
+    private readonly owner: ReplyQueueOwner,
+    private readonly address: string,
+    /** The connection's defaults: replies of sinks that want the same need no mode switch. */
+    private readonly returnBuffers: boolean,
+    private readonly bigInt: boolean,
+  ) {
+    this.decoder = new ReplyDecoder(this, returnBuffers, bigInt);
+  }
+
+  get length(): number {
+    return this.fifo.length;
+  }
+
+  /** Appends the sink of a command being written. */
+  push(sink: ReplySink): void {
+    this.fifo.push(sink);
+    if (this.ownMode(sink)) {
+      this.modeSwitches++;
+      if (this.fifo.length === 1) this.decodeFor(sink);
+    }
+  }
+
+  /** Appends a sink of the connection's own (handshake, QUIT), decoded in whatever mode is current. */
+  pushOwn(sink: ReplySink): void {
+    this.fifo.push(sink);
+  }
+
+  peekFront(): ReplySink | undefined {
+    return this.fifo.peekFront();
+  }
+
+  /** Whether every sink in the queue is settled (timed out): nothing is waited for any more. */
+  allSettled(): boolean {
+    const last = this.fifo.peekBack();
+    if (last !== undefined && !last.settled) return false;
+    for (let i = 0; i < this.fifo.length; i++) if (!this.fifo.peekAt(i)!.settled) return false;
+    return true;
+  }
+
+  includes(sink: ReplySink): boolean {
+    for (let i = 0; i < this.fifo.length; i++) if (this.fifo.peekAt(i) === sink) return true;
+    return false;
+  }
+
+  /** Takes the newest sink back (its command never reached the socket). */
+  popBack(): ReplySink {
+    return this.fifo.pop()!;
+  }
+
+  /** Empties the queue (the socket is gone) and returns what it held, oldest first. */
+  takeAll(): ReplySink[] {
+    const all = this.fifo.toArray();
+    this.fifo.clear();
+    this.settledPrefix = 0;
+    this.modeSwitches = 0;
+    this.handshakeLeft = 0;
+    this.decoder.reset();
+    this.decodeFor(undefined);
+    return all;
+  }
+
+  // ---------------------------------------------------------------- from the decoder
+
+  onReply(reply: unknown): void {
+    const sink = this.fifo.shift();
+    if (sink === undefined) {
+      if (this.pushHandler !== undefined) { this.pushHandler.onPush(reply); return; }
+      this.owner.onBroken(new ProtocolError(`${this.address} sent a reply nobody asked for`));
+      return;
+    }
+    if (this.settledPrefix !== 0) this.settledPrefix--;
+    if (this.handshakeLeft === 0) this.received++;
+    if (this.fifo.length === 0) this.owner.onEmpty();
+    sink.resolveReply(reply);
+    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  onErrorReply(message: string): void {
+    const sink = this.fifo.shift();
+    if (sink === undefined) {
+      if (this.pushHandler !== undefined) { this.pushHandler.onPushError(message); return; }
+      this.owner.onBroken(new ProtocolError(`${this.address} sent an error nobody asked for: ${message}`));
+      return;
+    }
+    if (this.settledPrefix !== 0) this.settledPrefix--;
+    if (this.handshakeLeft === 0) this.received++;
+    if (this.fifo.length === 0) this.owner.onEmpty();
+    if (!sink.settled) sink.rejectReply(new ReplyError(message, sink.command));
+    if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  onProtocolError(err: ProtocolError): void {
+    this.owner.onBroken(err);
+  }
+
+  /** An error reply inside an array (EXEC, EVAL): a ReplyError naming the command it answers. */
+  nestedError(message: string): Error {
+    return new ReplyError(message, this.fifo.peekFront()?.command ?? '?');
+  }
+
+  /** The first element of the head sink's array reply, read ahead of the rest (see ReplySink.onReplyHead). */
+  onReplyHead(first: unknown): void {
+    this.fifo.peekFront()?.onReplyHead?.(first);
+  }
+
+  /** From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
+  onPushMessage(channel: unknown, message: unknown): void {
+    // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
+    if (this.fifo.length !== 0 || this.pushHandler?.onMessage === undefined) {
+      this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      return;
+    }
+    this.pushHandler.onMessage(channel, message);
+  }
+
+  // ---------------------------------------------------------------- modes
+
+  /**
+   * Push mode, for a connection that pub/sub opened for itself: a reply that arrives while no
+   * command waits for one goes to `handler` instead of being a protocol error.
+   */
+  setPushHandler(handler: PushHandler): void {
+    this.pushHandler = handler;
+    this.decoder.pushMessages = handler.onMessage !== undefined;
+  }
+
+  /** Whether `sink` wants its reply decoded otherwise than the connection's options say. */
+  private ownMode(sink: ReplySink): boolean {
+    return sink.returnBuffers !== this.returnBuffers || sink.bigInt !== undefined || sink.onReplyHead !== undefined;
+  }
+
+  /** Puts the decoder in the mode the next pending reply wants. */
+  private afterModeSwitchedReply(done: ReplySink): void {
+    if (this.ownMode(done)) this.modeSwitches--;
+    this.decodeFor(this.fifo.peekFront());
+  }
+
+  /** Decodes the next reply as `sink` wants it (the connection's options when undefined). */
+  private decodeFor(sink: ReplySink | undefined): void {
+    this.decoder.returnBuffers = sink === undefined ? this.returnBuffers : sink.returnBuffers;
+    this.decoder.bigInt = sink?.bigInt ?? this.bigInt;
+    this.decoder.peekHead = sink?.onReplyHead !== undefined;
+  }
+
+  // ---------------------------------------------------------------- timeouts
+
+  /**
+   * Rejects every sink whose deadline passed and returns how many. Deadlines from one timeout
+   * setting grow along the queue, so the walk stops at the first live one, stepping over sinks
+   * with no deadline (sent with a timeout of their own); timed-out sinks stay in the queue.
+   * Leaves in `nextDeadline` the first deadline still ahead, if it is earlier than `next`.
+   */
+  sweep(now: number, next: number): number {
+    let expired = 0;
+    const fifo = this.fifo;
+    for (let i = this.settledPrefix; i < fifo.length; i++) {
+      const sink = fifo.peekAt(i)!;
+      if (sink.settled || sink.deadline === 0) { if (i === this.settledPrefix) this.settledPrefix++; continue; }
+      if (sink.deadline > now) {
+        if (next === 0 || sink.deadline < next) next = sink.deadline;
+        break;
+      }
+      expired++;
+      sink.rejectReply(new TimeoutError(`${sink.command}: no reply from ${this.address} within the command timeout; its reply will be read and dropped`));
+      if (i === this.settledPrefix) this.settledPrefix++;
+    }
+    this.nextDeadline = next;
+    return expired;
+  }
+}
