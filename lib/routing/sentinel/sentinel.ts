@@ -21,7 +21,8 @@ import pDefer, { type DeferredPromise } from 'p-defer';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { currentConnection, type MovingTarget } from '../../connection/current.js';
+import { currentConnection } from '../../connection/current.js';
+import { kSetPushHandler, kSubmitUnanswered } from '../../base/internal.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions, type Secret } from '../../base/options.js';
@@ -158,7 +159,7 @@ interface Replica {
   conn: Connection | undefined;
 }
 
-export class Sentinel implements CommandTarget, MovingTarget {
+export class Sentinel implements CommandTarget {
   readonly loop: unknown;
   /** The master's name in the sentinels' configuration. */
   readonly name: string;
@@ -911,14 +912,14 @@ export class Sentinel implements CommandTarget, MovingTarget {
         this.owner.emit('error', new ReplyError(`sentinel ${s.key} refused PSUBSCRIBE: ${message}`, 'PSUBSCRIBE'), this);
       },
     };
-    conn.setPushHandler(handler);
+    conn[kSetPushHandler](handler);
   }
 
   private readonly onConnectionReady = (conn: Connection): void => {
     if (this.closed) return;
     for (const s of this.sentinelList) {
       if (s.watch === conn) {
-        conn.submitUnanswered(PSUBSCRIBE_ALL);
+        conn[kSubmitUnanswered](PSUBSCRIBE_ALL);
         // Events may have been missed while it was down.
         if (this.everDiscovered) this.discover();
         return;
