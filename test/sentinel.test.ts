@@ -365,6 +365,18 @@ describe('sentinel target (loop.sentinel)', function () {
     }
   });
 
+  it('natMap maps the addresses the sentinels announce (master, replicas, sentinels)', async () => {
+    const seen: string[] = [];
+    const db = open({ natMap: (a: { host: string; port: number }) => { seen.push(`${a.host}:${a.port}`); return { host: 'localhost', port: a.port }; } });
+    expect(await loop.sendCommand(db, 'PING')).to.equal('PONG');
+    expect(db.master).to.deep.equal({ host: 'localhost', port: dep.master.port });
+    expect(db.replicas.every((r) => r.host === 'localhost')).to.equal(true);
+    expect(seen).to.include(`${dep.master.host}:${dep.master.port}`);
+    const table = open({ natMap: { [`${dep.master.host}:${dep.master.port}`]: { host: 'localhost', port: dep.master.port } } });
+    await table.whenReady();
+    expect(table.master).to.deep.equal({ host: 'localhost', port: dep.master.port });
+  });
+
   it('sentinel auth: the sentinels\' password apart from the data nodes\'; a wrong data password is said', async () => {
     const db = loop.sentinel({ sentinels: [dep.sentinelAddresses[0]!], name: dep.name, sentinelPassword: SPW }, { password: PW });
     expect(await loop.sendCommand(db, 'PING')).to.equal('PONG');
