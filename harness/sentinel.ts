@@ -374,7 +374,7 @@ export class SentinelDeployment {
  * One sentinel of its own, monitoring `node` under `name` (e.g. a replica, to play a sentinel
  * pointed at the wrong node). Its conf file lives in its data dir; stop() removes both.
  */
-export async function startLoneSentinel(opts: { name: string; node: RedisServer; password?: string; sentinelPassword?: string; quorum?: number }): Promise<RedisServer> {
+export async function startLoneSentinel(opts: { name: string; node: RedisServer; password?: string; sentinelPassword?: string; quorum?: number; tls?: boolean }): Promise<RedisServer> {
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'redloop-sentinel-'));
   const file = path.join(dir, 'sentinel.conf');
   const lines = [
@@ -386,6 +386,7 @@ export async function startLoneSentinel(opts: { name: string; node: RedisServer;
   const server = await startRedis({
     leadingArgs: [file, '--sentinel'],
     args: opts.sentinelPassword !== undefined ? ['--requirepass', opts.sentinelPassword] : [],
+    tls: opts.tls,
   });
   const stop = server.stop.bind(server);
   server.stop = async (timeoutMs?: number) => {

@@ -365,6 +365,21 @@ describe('sentinel target (loop.sentinel)', function () {
     }
   });
 
+  it('a sentinel over TLS (sentinelTls), the data nodes in clear', async () => {
+    const tlsSentinel = await startLoneSentinel({ name: 'tlsmaster', node: dep.master, password: PW, sentinelPassword: SPW, tls: true });
+    try {
+      const db = loop.sentinel({ sentinels: [{ host: tlsSentinel.host, port: tlsSentinel.port }], name: 'tlsmaster', sentinelPassword: SPW, sentinelTls: { ca: tlsSentinel.ca } }, { password: PW });
+      expect(await loop.sendCommand(db, 'SET', 'via-tls-sentinel', '1')).to.equal('OK');
+      expect(db.master).to.deep.equal({ host: dep.master.host, port: dep.master.port });
+      const plain = loop.sentinel({ sentinels: [{ host: tlsSentinel.host, port: tlsSentinel.port }], name: 'tlsmaster', sentinelPassword: SPW, sentinelTimeout: 500 }, { password: PW, failoverTimeout: 1500 });
+      const err = await plain.whenReady().then(() => undefined, (e: Error) => e);
+      expect(err).to.be.instanceOf(RoutingError);
+      expect(err!.message).to.contain(`${tlsSentinel.port}`);
+    } finally {
+      await tlsSentinel.stop();
+    }
+  });
+
   it('natMap maps the addresses the sentinels announce (master, replicas, sentinels)', async () => {
     const seen: string[] = [];
     const db = open({ natMap: (a: { host: string; port: number }) => { seen.push(`${a.host}:${a.port}`); return { host: 'localhost', port: a.port }; } });
