@@ -229,9 +229,11 @@ describe('sentinel target (loop.sentinel)', function () {
     await check();
   });
 
-  it('SIGKILL of the master during writes: every future settles soon after the promotion, later commands succeed, counters are bounded', async () => {
+  it('SIGKILL of the master during writes: every future settles soon after the promotion, later commands succeed, counters are bounded, a subscription moves', async () => {
     const db = open({ failoverTimeout: 15_000 });
     await db.whenReady();
+    const sub = loop.subscribe(db, ['after-kill']);
+    await sub.ready;
     const log = dep.watch();
     try {
       writers = new Writers(loop, db, 2000);
@@ -249,6 +251,16 @@ describe('sentinel target (loop.sentinel)', function () {
       expect(w.lastSettleBeforeMark - promotedAt, 'settled after the promotion (ms)').to.be.at.most(1000);
       expect(db.master).to.deep.equal({ host: promoted.host, port: promoted.port });
       expect(await loop.sendCommand(db, 'SET', 'after', 'kill')).to.equal('OK');
+      // The subscription moved to the new master by itself: a message published there arrives.
+      const got = new Promise<string>((resolve) => sub.on('message', (_ch: unknown, msg: unknown) => resolve(String(msg))));
+      let delivered = false;
+      void got.then(() => { delivered = true; });
+      for (let i = 0; i < 100 && !delivered; i++) {
+        await loop.sendCommand(db, 'PUBLISH', 'after-kill', 'moved');
+        await sleep(100);
+      }
+      expect(await got).to.equal('moved');
+      await sub.close();
       const values = await counterValues(dep, 2000);
       for (let c = 0; c < 2000; c++) {
         expect(values[c], `counter ${c}`).to.be.within(w.acked[c]!, w.acked[c]! + w.rejectedWritten[c]!);
