@@ -161,6 +161,10 @@ interface Replica {
 
 export class Sentinel implements CommandTarget {
   readonly loop: unknown;
+  /** The default command timeout (ms, 0 for none) of commands sent through this target (the `commandTimeout` option). */
+  readonly commandTimeout: number;
+  /** Whether replies decode strings as Buffers by default (the `returnBuffers` option). */
+  readonly defaultReturnBuffers: boolean;
   /** The master's name in the sentinels' configuration. */
   readonly name: string;
   private readonly owner: SentinelOwner;
@@ -249,6 +253,8 @@ export class Sentinel implements CommandTarget {
     this.natMap = natMap;
     this.sentinelTimeout = sentinelTimeout;
     this.template = connOptions;
+    this.commandTimeout = connOptions.commandTimeout ?? 0;
+    this.defaultReturnBuffers = connOptions.returnBuffers ?? false;
     this.maxHeld = connOptions.maxOfflineQueue ?? 100_000;
     this.sentinelBase = {
       username: sentinelUsername, password: sentinelPassword, tls: sentinelTls,
@@ -284,13 +290,6 @@ export class Sentinel implements CommandTarget {
 
   // ---------------------------------------------------------------- public view
 
-  get commandTimeout(): number {
-    return this.template.commandTimeout ?? 0;
-  }
-
-  get defaultReturnBuffers(): boolean {
-    return this.template.returnBuffers ?? false;
-  }
 
   /** The master now serving ({ host, port }), once discovered and checked; undefined until then or during a failover. */
   get master(): NodeAddress | undefined {
