@@ -10,13 +10,11 @@ export type { CommandTarget } from './connection/target.js';
 export type { ConnectionOptions, ReconnectOptions } from './base/options.js';
 export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
-export { encodeCommand } from './protocol/encoder.js';
 export {
   RedloopError, ReplyError, ConnectionClosedError, TimeoutError, ProtocolError, AuthError,
   ClientStateError, ConfigError, RoutingError, ExecAbortError, TransactionRetryError,
 } from './base/errors.js';
 export { Cluster } from './routing/cluster/cluster.js';
-export type { SlotRouter, CommandBlock } from './routing/router.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './routing/cluster/cluster.js';
 export type { NodeAddress } from './routing/cluster/topology.js';
 export { ShardSet, shardSlotRanges } from './routing/shards.js';
@@ -40,7 +38,4 @@ export { Transaction } from './features/transactions/pool.js';
 export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
-export type { ConnectionOwner } from './connection/connection.js';
-export type { UnobservedErrorSink } from './core/future.js';
-export type { ReplyHandler } from './protocol/decoder.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';

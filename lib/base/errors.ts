@@ -1,18 +1,22 @@
 /**
- * Every error redloop raises is a class with a stable `name`, so callers can branch on
- * `err instanceof X` or `err.name` without parsing messages.
+ * Every error redloop raises is a class of this file with a stable `name` and `code`, so
+ * callers can branch on `err instanceof X`, `err.name` or `err.code` without parsing messages.
+ * This file also owns the classification the layers ask about (isRedirect, isRetryable,
+ * isUnwritten, isTransientHandshakeError): each list of server codes is written here once.
  */
 
 /** Base class: everything redloop throws or rejects with extends this (TypeErrors aside). */
 export class RedloopError extends Error {
   override name = 'RedloopError';
+  /** Stable, for programs: REDLOOP_... for redloop's own errors; the server's code for a ReplyError. */
+  readonly code: string = 'REDLOOP_ERROR';
 }
 
 /** The server answered the command with an error reply (`-ERR ...`, `-WRONGTYPE ...`). */
 export class ReplyError extends RedloopError {
   override name = 'ReplyError';
   /** First word of the server's message: ERR, WRONGTYPE, MOVED, ASK, NOAUTH... */
-  readonly code: string;
+  override readonly code: string;
   /**
    * The name of the command the error answers, upper-cased (`'INCR'` however it was typed); for
    * an error nested in a reply (EXEC, EVAL), the command whose reply holds it.
@@ -34,6 +38,7 @@ export class ReplyError extends RedloopError {
  */
 export class ConnectionClosedError extends RedloopError {
   override name = 'ConnectionClosedError';
+  override readonly code: string = 'REDLOOP_CONNECTION_CLOSED';
   readonly written: boolean;
   readonly command: string;
   constructor(message: string, command: string, written: boolean) {
@@ -53,26 +58,31 @@ export function withoutWrittenNote(err: Error): string {
 /** A command (or a connection attempt) did not complete within its time limit. */
 export class TimeoutError extends RedloopError {
   override name = 'TimeoutError';
+  override readonly code: string = 'REDLOOP_TIMEOUT';
 }
 
 /** The server sent bytes that are not RESP; the connection is destroyed and rebuilt. */
 export class ProtocolError extends RedloopError {
   override name = 'ProtocolError';
+  override readonly code: string = 'REDLOOP_PROTOCOL';
 }
 
 /** AUTH, SELECT or CLIENT SETNAME failed during the handshake; redloop does not retry. */
 export class AuthError extends RedloopError {
   override name = 'AuthError';
+  override readonly code: string = 'REDLOOP_AUTH';
 }
 
 /** A command could not be queued: the loop or connection is closed, or a queue is full. */
 export class ClientStateError extends RedloopError {
   override name = 'ClientStateError';
+  override readonly code: string = 'REDLOOP_CLIENT_STATE';
 }
 
 /** Options or a URL that cannot be used; thrown synchronously from connect(). */
 export class ConfigError extends RedloopError {
   override name = 'ConfigError';
+  override readonly code: string = 'REDLOOP_CONFIG';
 }
 
 /**
@@ -82,6 +92,7 @@ export class ConfigError extends RedloopError {
  */
 export class RoutingError extends RedloopError {
   override name = 'RoutingError';
+  override readonly code: string = 'REDLOOP_ROUTING';
 }
 
 /**
@@ -106,9 +117,130 @@ export class ExecAbortError extends ReplyError {
  */
 export class TransactionRetryError extends RedloopError {
   override name = 'TransactionRetryError';
+  override readonly code: string = 'REDLOOP_TRANSACTION_RETRY';
   readonly attempts: number;
   constructor(attempts: number) {
     super(`transaction: a WATCHed key changed before EXEC on all ${attempts} attempts (maxAttempts); raise maxAttempts or keep the time between WATCH and EXEC short`);
     this.attempts = attempts;
   }
+}
+
+/** The input is not what it claims to be; `offset` (bytes) or `line` says where. */
+export class MalformedInputError extends RedloopError {
+  override name = 'MalformedInputError';
+  override readonly code: string = 'REDLOOP_MALFORMED_INPUT';
+  /** Byte offset of the first bad byte (RESP input). */
+  readonly offset: number | undefined;
+  /** 1-based line of the first bad line (text input). */
+  readonly line: number | undefined;
+  constructor(message: string, where: { offset?: number; line?: number }) {
+    super(message);
+    this.offset = where.offset;
+    this.line = where.line;
+  }
+}
+
+export interface MassInsertFailure {
+  /** 0-based position of the command in the source. */
+  index: number;
+  /** The error's class: ReplyError (the server said no), TypeError (bad arguments, never sent), ConnectionClosedError... */
+  name: string;
+  message: string;
+}
+
+export interface MassInsertReport {
+  /** Commands written to the server. */
+  sent: number;
+  /** Replies read (error replies included; 0 with replies: 'off'). */
+  replies: number;
+  errors: {
+    /** Every failure, listed or not. */
+    count: number;
+    /** The first `maxErrors` failures by command index. */
+    first: MassInsertFailure[];
+  };
+  elapsedMs: number;
+  /** 'off' when the server sent no replies, so its errors are not in `errors`. */
+  replyMode: 'on' | 'off';
+  /** RESP input: bytes read from the source. */
+  bytesIn?: number;
+  /**
+   * Cluster targets: redirections followed during the load (each command was sent again to
+   * the node the reply named). These are the cluster's own counters, so commands that others
+   * sent on the same cluster meanwhile count too.
+   */
+  redirections?: { moved: number; ask: number; tryAgain: number };
+}
+
+/**
+ * massInsert stopped before the end of its source: the source failed (its own error, or
+ * malformed input), the connection was closed for good, or the timeout passed. `cause` says
+ * which; `report` counts what was sent and answered until then (every reply to what was sent
+ * has been read, except after a timeout).
+ */
+export class MassInsertError extends RedloopError {
+  override name = 'MassInsertError';
+  override readonly code: string = 'REDLOOP_MASS_INSERT';
+  readonly report: MassInsertReport;
+  constructor(message: string, report: MassInsertReport, cause: Error) {
+    super(message, { cause });
+    this.report = report;
+  }
+}
+
+/** `redloop pipe` was called with arguments it cannot use; the message says which. */
+export class UsageError extends RedloopError {
+  override name = 'UsageError';
+  override readonly code: string = 'REDLOOP_USAGE';
+}
+
+// ---------------------------------------------------------------- classification
+
+/**
+ * Server codes that say "not here" (MOVED, ASK: another node serves the slot) or "not now"
+ * (TRYAGAIN: keys of a multi-key command are mid-migration; CLUSTERDOWN: the cluster cannot
+ * serve the slot yet). In every case the command did not run, and a cluster sends it again.
+ */
+const REDIRECT_CODES: ReadonlySet<string> = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']);
+
+/**
+ * Server codes that say "not now" for any command: the server is loading its data set
+ * (LOADING), its master is down (MASTERDOWN), or, in a cluster, TRYAGAIN and CLUSTERDOWN.
+ * The command did not run; the same command later may succeed.
+ */
+const NOT_NOW_CODES: ReadonlySet<string> = new Set(['LOADING', 'MASTERDOWN', 'TRYAGAIN', 'CLUSTERDOWN']);
+
+/** A reply that sends the command elsewhere or again (MOVED, ASK, TRYAGAIN, CLUSTERDOWN): it did not run. */
+export function isRedirect(err: unknown): err is ReplyError {
+  return err instanceof ReplyError && REDIRECT_CODES.has(err.code);
+}
+
+/**
+ * A failure after which sending the same command again may succeed, for a command that is
+ * safe to run twice (a read such as SCAN): the connection went away (written or not), the
+ * reply timed out, the connection was closed under it, or the server said "not now"
+ * (LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN). A command that must not run twice asks
+ * isUnwritten() instead.
+ */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof ConnectionClosedError || err instanceof TimeoutError || err instanceof ClientStateError
+    || (err instanceof ReplyError && NOT_NOW_CODES.has(err.code));
+}
+
+/**
+ * A failure that proves the command never reached a server, so that sending it anywhere is
+ * safe: its connection went away before writing it (ConnectionClosedError, written: false) or
+ * would not take it (ClientStateError: closed, closing or full).
+ */
+export function isUnwritten(err: unknown): boolean {
+  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+}
+
+/**
+ * A handshake step's error reply that says "not now" rather than "never": the server is
+ * loading, busy with a script (BUSY), has no master, is a cluster not ready, or has no room
+ * for another client. The connection retries; any other error fails it for good.
+ */
+export function isTransientHandshakeError(err: ReplyError): boolean {
+  return NOT_NOW_CODES.has(err.code) || err.code === 'BUSY' || /max(imum)? number of clients reached/i.test(err.message);
 }

@@ -9,7 +9,7 @@ import cliProgress from 'cli-progress';
 import { EventLoop } from '../core/eventloop.js';
 import { MassInsertError, type MassInsertProgress, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
 import { MAX_TIMER_MS, parseRedisUrl } from '../base/options.js';
-import { MalformedInputError } from '../protocol/requestframer.js';
+import { MalformedInputError, UsageError } from '../base/errors.js';
 import { TextCommandReader } from './textformat.js';
 import type { CommandTarget } from '../connection/target.js';
 
@@ -57,9 +57,7 @@ interface PipeArgs {
   help: boolean;
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError };
 
 export function parsePipeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): PipeArgs {
   let parsed;

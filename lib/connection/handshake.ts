@@ -3,7 +3,7 @@
  * SETNAME, READONLY), and what a failed step means: "not now" (retry with the next socket) or
  * "never" (close for good with an AuthError).
  */
-import { AuthError, ReplyError } from '../base/errors.js';
+import { AuthError, isTransientHandshakeError, ReplyError } from '../base/errors.js';
 import type { ResolvedOptions } from '../base/options.js';
 
 /** The steps a socket opened with these options sends, in order; none for a bare connection. */
@@ -20,15 +20,6 @@ export function handshakeSteps(o: ResolvedOptions): string[][] {
 }
 
 /**
- * Handshake errors that say "not now" rather than "never": the server is loading its data,
- * busy with a script, has no master, or has no room for another client.
- */
-export function isTransient(err: ReplyError): boolean {
-  return err.code === 'LOADING' || err.code === 'BUSY' || err.code === 'MASTERDOWN' || err.code === 'TRYAGAIN'
-    || err.code === 'CLUSTERDOWN' || /max(imum)? number of clients reached/i.test(err.message);
-}
-
-/**
  * What a step's error reply means: a ReplyError to retry with (the socket is dropped, the
  * connection reconnects) or an AuthError to close for good. The server's text never contains
  * the password; ours must not either.
@@ -36,6 +27,6 @@ export function isTransient(err: ReplyError): boolean {
 export function handshakeFailure(step: string, err: ReplyError, o: ResolvedOptions, address: string): { retry: ReplyError } | { fatal: AuthError } {
   const what = step === 'AUTH' ? 'authentication' : step === 'SELECT' ? `SELECT ${o.db}` : step === 'CLIENT' ? 'CLIENT SETNAME' : step;
   // Starting up, busy or full: a later attempt can succeed, so this one just fails.
-  if (isTransient(err)) return { retry: new ReplyError(`${what} on ${address} failed for now, will retry: ${err.message}`, err.command) };
+  if (isTransientHandshakeError(err)) return { retry: new ReplyError(`${what} on ${address} failed for now, will retry: ${err.message}`, err.command) };
   return { fatal: new AuthError(`${what} failed on ${address}: ${err.message}`) };
 }

@@ -81,6 +81,7 @@ export class Future<T = unknown> extends Promise<T> implements ReplySink {
   private slot: unknown;
   private readonly settleNative: (value: unknown) => void;
 
+  /** @internal Futures are made by sendCommand() and its kin, with the loop as `reporter`. */
   constructor(command: string, returnBuffers: boolean, reporter: UnobservedErrorSink | null) {
     super(capture as never);
     this.settleNative = capturedResolve!;

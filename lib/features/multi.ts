@@ -17,7 +17,7 @@
  */
 import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
 import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
-import { ExecAbortError, ReplyError } from '../base/errors.js';
+import { ExecAbortError, isRedirect, ReplyError } from '../base/errors.js';
 import { SlotRouter, type CommandBlock } from '../routing/router.js';
 import { Cluster } from '../routing/cluster/cluster.js';
 import type { CommandTarget } from '../connection/target.js';
@@ -38,9 +38,6 @@ const NOT_IN_BLOCK = new Set([
   'MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'RESET', 'QUIT', 'AUTH', 'HELLO', 'SELECT',
   'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR',
 ]);
-
-/** Server answers that mean "not here": the block did not run and is sent where they say. */
-const REDIRECTS = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']);
 
 /**
  * An error inside EXEC's reply, named after the queued command it answers: the decoder names
@@ -143,7 +140,7 @@ class BlockCollector implements ReplySink {
     }
     if (err.code === 'EXECABORT') {
       const queued = this.queuedErrors ?? new Array<ReplyError | undefined>(n).fill(undefined);
-      const redirect = this.block.followRedirects ? queued.find((e) => e !== undefined && REDIRECTS.has(e.code)) : undefined;
+      const redirect = this.block.followRedirects ? queued.find((e) => isRedirect(e)) : undefined;
       this.outer.rejectReply(redirect ?? new ExecAbortError(err.message, queued));
       return;
     }

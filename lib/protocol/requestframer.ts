@@ -8,21 +8,9 @@
  * the first bad byte, before any of it reaches the server: a server that meets bad RESP
  * answers with an error and closes the connection, and the reply count would be lost.
  */
-import { RedloopError } from '../base/errors.js';
+import { MalformedInputError } from '../base/errors.js';
 
-/** The input is not what it claims to be; `offset` (bytes) or `line` says where. */
-export class MalformedInputError extends RedloopError {
-  override name = 'MalformedInputError';
-  /** Byte offset of the first bad byte (RESP input). */
-  readonly offset: number | undefined;
-  /** 1-based line of the first bad line (text input). */
-  readonly line: number | undefined;
-  constructor(message: string, where: { offset?: number; line?: number }) {
-    super(message);
-    this.offset = where.offset;
-    this.line = where.line;
-  }
-}
+export { MalformedInputError };
 
 /** Redis refuses bulk strings longer than proto-max-bulk-len (512 MB by default). */
 const MAX_BULK = 512 * 1024 * 1024;

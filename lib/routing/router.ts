@@ -114,7 +114,7 @@ export abstract class SlotRouter implements CommandTarget {
   }
 
   /**
-   * Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
+   * @internal Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
    * the only way MULTI/EXEC pass a router: as one piece, never as separate routed commands.
    */
   submitBlock(slot: number, block: CommandBlock, sink: ReplySink): void {

@@ -36,7 +36,11 @@ import { currentConnection, isMovingTarget } from '../../connection/current.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
 import { MAX_TIMER_MS } from '../../base/options.js';
 import Denque from 'denque';
-import { ClientStateError, ConnectionClosedError, RedloopError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import {
+  ClientStateError, isRedirect, isUnwritten, MassInsertError, ReplyError, RoutingError, TimeoutError,
+  type MassInsertFailure, type MassInsertReport,
+} from '../../base/errors.js';
+export { MassInsertError, type MassInsertFailure, type MassInsertReport };
 import { keySlot } from '../../routing/slot.js';
 
 /** One command: its name then its arguments, e.g. ['SET', 'key', 'value']. */
@@ -100,53 +104,6 @@ export interface MassInsertOptions {
    * for a byte stream (e.g. process.stdin), 'commands' for anything else.
    */
   input?: 'commands' | 'resp';
-}
-
-export interface MassInsertFailure {
-  /** 0-based position of the command in the source. */
-  index: number;
-  /** The error's class: ReplyError (the server said no), TypeError (bad arguments, never sent), ConnectionClosedError... */
-  name: string;
-  message: string;
-}
-
-export interface MassInsertReport {
-  /** Commands written to the server. */
-  sent: number;
-  /** Replies read (error replies included; 0 with replies: 'off'). */
-  replies: number;
-  errors: {
-    /** Every failure, listed or not. */
-    count: number;
-    /** The first `maxErrors` failures by command index. */
-    first: MassInsertFailure[];
-  };
-  elapsedMs: number;
-  /** 'off' when the server sent no replies, so its errors are not in `errors`. */
-  replyMode: 'on' | 'off';
-  /** RESP input: bytes read from the source. */
-  bytesIn?: number;
-  /**
-   * Cluster targets: redirections followed during the load (each command was sent again to
-   * the node the reply named). These are the cluster's own counters, so commands that others
-   * sent on the same cluster meanwhile count too.
-   */
-  redirections?: { moved: number; ask: number; tryAgain: number };
-}
-
-/**
- * massInsert stopped before the end of its source: the source failed (its own error, or
- * malformed input), the connection was closed for good, or the timeout passed. `cause` says
- * which; `report` counts what was sent and answered until then (every reply to what was sent
- * has been read, except after a timeout).
- */
-export class MassInsertError extends RedloopError {
-  override name = 'MassInsertError';
-  readonly report: MassInsertReport;
-  constructor(message: string, report: MassInsertReport, cause: Error) {
-    super(message, { cause });
-    this.report = report;
-  }
 }
 
 const DEFAULT_MAX_ERRORS = 100;
@@ -372,8 +329,7 @@ class NodeTally implements ReplySink {
 
 /** A reply or failure that means "not here": the cluster must send the command again. */
 function mustReroute(err: Error): boolean {
-  if (err instanceof ReplyError) return err.code === 'MOVED' || err.code === 'ASK' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN';
-  return (err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError;
+  return isRedirect(err) || isUnwritten(err);
 }
 
 /**

@@ -18,7 +18,7 @@ import type { CommandTarget } from '../../connection/target.js';
 import { kSetPushHandler, kSetReading, kSubmitUnanswered } from '../../base/internal.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import type { ConnectionOptions } from '../../base/options.js';
-import { ClientStateError, ReplyError, RoutingError } from '../../base/errors.js';
+import { ClientStateError, isRedirect, ReplyError, RoutingError } from '../../base/errors.js';
 
 export type Channel = string | Buffer;
 
@@ -208,7 +208,7 @@ class SubConn implements PushHandler {
     if (head === undefined) return;
     for (const key of head.keys) (head.sub ? this.pendingSub : this.pendingUnsub)[head.kind].delete(key);
     const err = new ReplyError(message, head.sub ? SUB_CMD[head.kind] : UNSUB_CMD[head.kind]);
-    if (head.kind === 's' && (err.code === 'MOVED' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN')) {
+    if (head.kind === 's' && isRedirect(err)) {
       for (const key of head.keys) this.sub.channelMoved(key);
       return;
     }

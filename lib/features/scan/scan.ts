@@ -18,7 +18,7 @@ import type { CommandTarget } from '../../connection/target.js';
 import { Connection } from '../../connection/connection.js';
 import { kWriteNow } from '../../base/internal.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
-import { ClientStateError, ConnectionClosedError, ReplyError, TimeoutError } from '../../base/errors.js';
+import { isRetryable, ReplyError } from '../../base/errors.js';
 
 export interface ScanOptions {
   /** Glob-style pattern (SCAN ... MATCH). */
@@ -97,14 +97,6 @@ function send(target: CommandTarget, args: string[], returnBuffers: boolean, onC
   // A reply fetched ahead may never be awaited (the consumer stopped): not an unhandled rejection.
   p.catch(() => {});
   return p;
-}
-
-/** Errors after which the same cursor (or a restart on the node's replacement) may succeed. */
-function isRetryable(err: unknown): boolean {
-  return err instanceof ConnectionClosedError || err instanceof TimeoutError
-    || (err instanceof ReplyError && (err.code === 'LOADING' || err.code === 'TRYAGAIN' || err.code === 'CLUSTERDOWN' || err.code === 'MASTERDOWN'))
-    // A connection closed under us (a cluster retired a failed master's): the caller decides.
-    || err instanceof ClientStateError;
 }
 
 /** Resolves after `ms`, or at once when `stop` is aborted (a stopped pass must not linger). */

@@ -14,7 +14,7 @@ import type { Connection } from '../../connection/connection.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions } from '../../base/options.js';
-import { ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, withoutWrittenNote } from '../../base/errors.js';
+import { ClientStateError, ConfigError, ConnectionClosedError, isUnwritten, ReplyError, RoutingError, withoutWrittenNote } from '../../base/errors.js';
 import { SlotRouter, type CommandBlock } from '../router.js';
 import { CommandFlag, CommandTable } from '../commands.js';
 import { SLOT_COUNT, keySlot } from '../slot.js';
@@ -401,7 +401,7 @@ export class Cluster extends SlotRouter {
     }
     // Never written (its node went away before, or its connection was retired): send it to
     // the slot's owner once the map says who that is.
-    if ((err instanceof ConnectionClosedError && !err.written) || err instanceof ClientStateError) {
+    if (isUnwritten(err)) {
       const now = Date.now();
       if (s.downSince === 0) s.downSince = now;
       if (now - s.downSince >= this.clusterDownTimeout) {
