@@ -16,7 +16,7 @@ const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 const VALUES = [
   'AuthError', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
   'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'ProtocolError', 'RedloopError', 'ReplyError',
-  'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'ShardSet', 'Subscription', 'TimeoutError',
+  'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'Sentinel', 'ShardSet', 'Subscription', 'TimeoutError',
   'Transaction', 'TransactionRetryError', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];
 
@@ -26,7 +26,8 @@ const TYPES = [
   'KeyScanOptions', 'LendOptions', 'MassInsertCommand', 'MassInsertFailure', 'MassInsertOptions', 'MassInsertProgress',
   'MassInsertReport', 'MassInsertSource', 'MultiOptions', 'NodeAddress', 'NotAnArg', 'PubSubMessage', 'ReadFrom',
   'ReconnectOptions', 'ReconnectingInfo', 'ReplySink', 'ResolvedOptions', 'ResolvedReconnect', 'ScanOptions',
-  'ScriptRunOptions', 'Settled', 'SubscribeOptions', 'TransactionOptions',
+  'ScriptRunOptions', 'SentinelConfig', 'SentinelOptions', 'SentinelReadFrom', 'SentinelReplicaInfo', 'SentinelStats',
+  'Settled', 'SubscribeOptions', 'TransactionOptions',
 ];
 
 /** What a user may call or read on a Connection (public members of its declaration). */

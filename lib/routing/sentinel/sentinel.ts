@@ -27,7 +27,7 @@ import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions, type Secret } from '../../base/options.js';
 import {
-  AuthError, ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, TimeoutError,
+  AuthError, ClientStateError, ConfigError, ConnectionClosedError, ReplyError, RoutingError, TimeoutError, isUnwritten,
 } from '../../base/errors.js';
 import { CommandFlag, CommandTable } from '../commands.js';
 import { ask } from '../ask.js';
@@ -435,9 +435,8 @@ export class Sentinel implements CommandTarget {
       s.user.rejectReply(err);
       return;
     }
-    const unwritten = (err instanceof ConnectionClosedError && !err.written)
-      || (err instanceof ClientStateError && s.conn !== undefined && s.conn.state === 'closed');
-    if (unwritten && !this.closed) {
+    // Never written (errors.ts says which failures prove it): safe to send to the master that serves now.
+    if (isUnwritten(err) && !this.closed) {
       this.counters.resent++;
       if (s.toReplica) {
         // A read: another replica or the master can take it now.
