@@ -2,7 +2,9 @@
 // sentinels with passwords on both sides. One deployment for the whole suite; tests that fail
 // over or kill nodes leave it converged for the next one.
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   ConfigError, ConnectionClosedError, EventLoop, Future, RoutingError, type Sentinel,
 } from '../lib/index.js';
@@ -402,6 +404,24 @@ describe('sentinel target (loop.sentinel)', function () {
     const table = open({ natMap: { [`${dep.master.host}:${dep.master.port}`]: { host: 'localhost', port: dep.master.port } } });
     await table.whenReady();
     expect(table.master).to.deep.equal({ host: 'localhost', port: dep.master.port });
+  });
+
+  it('a program that forgets loop.close() still exits when its work is done', async () => {
+    const lib = pathToFileURL(fileURLToPath(new URL('../lib/index.js', import.meta.url))).href;
+    const body = `import { EventLoop } from ${JSON.stringify(lib)};
+      const loop = new EventLoop();
+      const db = loop.sentinel({ sentinels: ${JSON.stringify(dep.sentinelUrls)}, name: ${JSON.stringify(dep.name)} }, { password: ${JSON.stringify(PW)} });
+      console.log(await loop.sendCommand(db, 'PING'));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', body], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    let killed = false;
+    const timer = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    clearTimeout(timer);
+    expect(killed, 'the process was still running after 20 s').to.equal(false);
+    expect(code).to.equal(0);
+    expect(out.trim()).to.equal('PONG');
   });
 
   it('sentinel auth: the sentinels\' password apart from the data nodes\'; a wrong data password is said', async () => {

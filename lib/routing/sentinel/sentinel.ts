@@ -22,7 +22,8 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { currentConnection } from '../../connection/current.js';
-import { kSetPushHandler, kSubmitUnanswered } from '../../base/internal.js';
+import { kSetPushHandler } from '../../base/internal.js';
+import { CallbackSink } from '../../connection/callback-sink.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
 import { parseRedisUrl, type ConnectionOptions, type Secret } from '../../base/options.js';
@@ -930,7 +931,11 @@ export class Sentinel implements CommandTarget {
     if (this.closed) return;
     for (const s of this.sentinelList) {
       if (s.watch === conn) {
-        conn[kSubmitUnanswered](PSUBSCRIBE_ALL);
+        // One pattern, one confirmation: sent as an answered command, so the connection sees
+        // nothing owed once it is in and lets the process exit when nothing else is going on.
+        conn.submit(PSUBSCRIBE_ALL, new CallbackSink('PSUBSCRIBE', (err) => {
+          if (err !== null && !this.closed) this.owner.emit('error', new ReplyError(`sentinel ${s.key} refused PSUBSCRIBE: ${err.message}`, 'PSUBSCRIBE'), this);
+        }));
         // Events may have been missed while it was down.
         if (this.everDiscovered) this.discover();
         return;
