@@ -5,9 +5,9 @@ import os from 'node:os';
 import { parseBenchArgs, USAGE, type BenchOptions } from './options.js';
 import { createProgress, workloadLine } from './progress.js';
 import { describeTarget, evaluateTargets, formatReport } from './report.js';
-import { collectMeta, writeResults, type BenchRecord } from './results.js';
+import { collectMeta, familySuffix, serverLabel, writeResults, type BenchRecord } from './results.js';
 import { plannedRuns, runWorkload, workloadCount, type WorkloadResult } from './runner.js';
-import { provision, redisVersion } from './servers.js';
+import { provision, serverOf } from './servers.js';
 import { findWorkloads } from './workloads/index.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -39,10 +39,11 @@ export async function main(argv: string[]): Promise<number> {
   const results: WorkloadResult[] = [];
   let record: BenchRecord;
   try {
+    const server = await serverOf(servers.endpoints[0]!);
     const where = servers.owned
-      ? `${servers.endpoints.length} throwaway redis-server shard(s)`
+      ? `${servers.endpoints.length} throwaway ${server.family}-server shard(s)`
       : `${servers.endpoints.length} server(s) given by URL`;
-    const meta = collectMeta(opts, await redisVersion(servers.endpoints[0]!), where);
+    const meta = collectMeta(opts, server, where);
     if (!servers.owned) {
       process.stderr.write('bench: writing set1, set2, k:* and key:* on the given servers; they are deleted afterwards\n');
     }
@@ -74,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   } else {
     const m = record.meta;
     const header = [
-      `redloop bench ${opts.quick ? '--quick ' : ''}· ${m.date} · node ${m.node} · redis ${m.redis} · ${m.cpus}`,
+      `redloop bench ${opts.quick ? '--quick ' : ''}· ${m.date} · node ${m.node} · ${serverLabel(m)} · ${m.cpus}`,
       `servers: ${m.servers} · ${m.durationSeconds} s · commit ${m.gitCommit ?? 'n/a'}${m.gitDirty ? ' (with uncommitted changes)' : ''} · load average ${m.loadAverage.start} -> ${m.loadAverage.end}`,
       // The start value is what others were doing; during the run the bench itself keeps ~2 busy.
       ...(m.loadAverage.start > os.cpus().length * 0.75
@@ -89,7 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts.publish && !publish) process.stderr.write('bench: not published (--publish): a contestant failed\n');
   if (publish) {
-    process.stderr.write('bench: wrote benchmarks/results/published.json, .svg and .md, the copy the README shows: commit them, and paste published.md into the README\'s Benchmarks section\n');
+    const name = `published${familySuffix(record.meta)}`;
+    process.stderr.write(`bench: wrote benchmarks/results/${name}.json, .svg and .md, the copy the README shows: commit them, and paste ${name}.md into the README's Benchmarks section\n`);
   }
   const missed = opts.check ? record.targets.filter((t) => t.status !== 'pass') : [];
   if (missed.length > 0) {

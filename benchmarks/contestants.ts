@@ -1,5 +1,6 @@
 // The contestants' names, kinds and notes, shared by every workload; each workload file
 // supplies the body that does its work the way that library's users would write it.
+import { serverBinaries } from '../harness/servers.js';
 import { redisBenchmarkMissing } from './redis-benchmark.js';
 import type { Contestant, RunContext, Session } from './types.js';
 
@@ -38,6 +39,8 @@ export function contestant(id: ContestantId, open: Open, extra: Partial<Pick<Con
     c.note ??= 'awaits every command before sending the next';
   }
   if (id === 'redis-benchmark') {
+    // The id stays (targets and published runs name it); the label says which tool ran.
+    c.label = extra.label ?? `${serverBinaries().family}-benchmark (C)`;
     c.unavailable = redisBenchmarkMissing;
     c.external = true;
     c.note ??= 'self-reported, replies unchecked';

@@ -1,13 +1,13 @@
 // The README's copy of a published run as Markdown (benchmarks/results/published.md): the same
 // medians, ratios and targets as the JSON beside it, so the README's table is pasted, not retyped.
-import type { BenchRecord } from './results.js';
+import { serverLabel, type BenchRecord } from './results.js';
 import { describeTarget, fmtInt, fmtRatio } from './report.js';
 
 export function publishedMarkdown(record: BenchRecord): string {
   const m = record.meta;
   const lines = [
     `A full run (\`npm run bench -- --publish\`) on ${m.date.slice(0, 10)} at commit ${m.gitCommit ?? 'n/a'}${m.gitDirty ? ' (with uncommitted changes)' : ''},`,
-    `${m.cpus}, ${m.platform}, Node ${m.node}, redis-server ${m.redis}, client and servers on the same machine,`,
+    `${m.cpus}, ${m.platform}, Node ${m.node}, ${serverLabel(m).replace(' ', '-server ')}, client and servers on the same machine,`,
     `load average ${m.loadAverage.start} to ${m.loadAverage.end}, ${Math.round(m.durationSeconds ?? 0)} s. Median ops/s of ${m.options.reps} or more repetitions;`,
     '"x baseline" is the ratio to the workload\'s baseline (ioredis auto-pipelining where it applies):',
     '',

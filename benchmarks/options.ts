@@ -34,7 +34,8 @@ the median ops/s with ratios to ioredis and to the raw floor, then the targets. 
 SVG results to benchmarks/results/runs/ (ignored by git). A full run takes about 7 minutes on
 2 cores; when stdout is not a terminal, one line is printed per finished workload.
 
-  --shards N        start N throwaway redis-server processes (default 2)
+  --shards N        start N throwaway redis-server processes (default 2; valkey-server with
+                    REDLOOP_SERVER=valkey, see docs/servers.md)
   --url URL         use this server instead (repeat for more shards; or REDIS_URLS="url url")
                     the bench writes set1, set2, k:* and key:* there and deletes them after
   --quick           1/10 of the counts and fewer repetitions (under a minute)
@@ -49,8 +50,8 @@ SVG results to benchmarks/results/runs/ (ignored by git). A full run takes about
   --check           exit 1 when a target is missed or could not be judged (a contestant it
                     compares did not run)
   --publish         a full run only: also write benchmarks/results/published.json and .svg,
-                    the committed copy the README shows (date, commit and machine in it);
-                    implies --check
+                    the committed copy the README shows (date, commit and machine in it;
+                    published-valkey.* for a run on Valkey); implies --check
   --run-timeout S   give up on a run after S seconds (default 120)
   --json            print the JSON result on stdout instead of the table
   -h, --help        this text

@@ -1,7 +1,9 @@
 // redis-benchmark, the C reference, run with the same command and pipeline depth as the
-// workload. Its rate is self-reported from its --csv output; it does not check replies.
+// workload (valkey-benchmark when REDLOOP_SERVER=valkey: harness/servers.ts chooses). Its rate
+// is self-reported from its --csv output; it does not check replies.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { isMissingBinary, missingBinaryMessage, serverBinaries } from '../harness/servers.js';
 import type { Endpoint } from './types.js';
 
 const execFileAsync = promisify(execFile);
@@ -10,9 +12,10 @@ let found: Promise<string | undefined> | undefined;
 
 /** undefined when redis-benchmark runs here, else why not. */
 export function redisBenchmarkMissing(): Promise<string | undefined> {
-  found ??= execFileAsync('redis-benchmark', ['--version']).then(
+  const bins = serverBinaries();
+  found ??= execFileAsync(bins.benchmark, ['--version']).then(
     () => undefined,
-    () => 'redis-benchmark not on PATH (Debian: apt-get install redis-tools)',
+    (err: unknown) => (isMissingBinary(err) ? missingBinaryMessage('benchmark', bins) : `${bins.benchmark} --version failed: ${(err as Error).message}`),
   );
   return found;
 }
@@ -57,7 +60,7 @@ export async function runRedisBenchmark(e: Endpoint, run: RedisBenchmarkRun): Pr
   if (run.dataSize !== undefined) args.push('-d', String(run.dataSize));
   if (run.tests) args.push('-t', run.tests.join(','));
   if (run.command) args.push(...run.command);
-  const { stdout, stderr } = await execFileAsync('redis-benchmark', args, { maxBuffer: 16 * 1024 * 1024 });
+  const { stdout, stderr } = await execFileAsync(serverBinaries().benchmark, args, { maxBuffer: 16 * 1024 * 1024 });
   const rows = parseRedisBenchmarkCsv(stdout);
   if (rows.length === 0) throw new Error(`redis-benchmark printed no result: ${stdout}${stderr}`);
   return rows;

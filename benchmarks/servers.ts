@@ -2,6 +2,7 @@
 // harness (one implementation, in harness/), or servers given by URL.
 import { rawCommands, type RawEndpoint, type RespArg } from '../harness/resp.js';
 import { startShards, type RedisServer } from '../harness/redis.js';
+import { serverFromInfo } from '../harness/servers.js';
 import type { Endpoint } from './types.js';
 
 export interface Provisioned {
@@ -90,7 +91,8 @@ export async function unlinkKeys(e: Endpoint, keys: Iterable<string>): Promise<v
   await flush();
 }
 
-export async function redisVersion(e: Endpoint): Promise<string> {
+/** Which server the bench runs against, from its INFO: family (redis, valkey), release, and the redis_version it reports. */
+export async function serverOf(e: Endpoint): Promise<{ family: string; version: string; redisVersion: string }> {
   const [info] = await raw(e, [['INFO', 'server']]);
-  return /redis_version:(\S+)/.exec(String(info))?.[1] ?? 'unknown';
+  return serverFromInfo(String(info));
 }

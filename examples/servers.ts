@@ -1,5 +1,6 @@
 // Where the examples run: the servers in REDIS_URLS (comma-separated), or throwaway
-// redis-server processes on free loopback ports, started here and stopped afterwards.
+// redis-server processes (valkey-server with REDLOOP_SERVER=valkey, see docs/servers.md) on free
+// loopback ports, started here and stopped afterwards.
 import { startShards } from '../harness/redis.js';
 
 export async function withServers(count: number, run: (urls: string[]) => Promise<void>): Promise<void> {

@@ -1,5 +1,6 @@
 // A real Redis Cluster for tests: N masters with R replicas each, created by
-// `redis-cli --cluster create`, on free loopback ports, torn down by stop() (or by the mocha
+// `redis-cli --cluster create` (valkey-server nodes and valkey-cli when REDLOOP_SERVER=valkey,
+// see servers.ts), on free loopback ports, torn down by stop() (or by the mocha
 // root hook, which stops every RedisServer still registered).
 //
 // Every topology operation (moveSlot, reshard, failover, killMaster, restartNode) resolves only
@@ -30,9 +31,12 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { findFreePort, startRedis, type RedisServer } from './redis.js';
 import { rawCommands, RawReplyError, type RespArg } from './resp.js';
+import { isMissingBinary, missingBinaryMessage, serverBinaries, type ServerBinaries } from './servers.js';
 
-export const CLUSTER_REDIS_CLI_MISSING =
-  'redis-cli not found on PATH: a Redis Cluster is created with `redis-cli --cluster create`; install it (Debian: apt-get install redis-tools) or run .ci/run';
+const CLI_PURPOSE = 'a cluster is created with `redis-cli --cluster create`';
+
+/** What a missing redis-cli on PATH says (the default family); the chosen family's message comes from missingBinaryMessage(). */
+export const CLUSTER_REDIS_CLI_MISSING = missingBinaryMessage('cli', serverBinaries({}), CLI_PURPOSE);
 
 /** Slots in a Redis Cluster. */
 export const CLUSTER_SLOTS = 16384;
@@ -46,8 +50,10 @@ export interface StartClusterOptions {
   password?: string;
   /** cluster-node-timeout in ms (default 1000): failure detection and promotion take a few of these. */
   nodeTimeoutMs?: number;
-  /** Extra redis-server arguments for every node, e.g. ['--cluster-require-full-coverage', 'no']. */
+  /** Extra server arguments for every node, e.g. ['--cluster-require-full-coverage', 'no']. */
   extraArgs?: string[];
+  /** The server and cli to run (default: serverBinaries(), i.e. what REDLOOP_SERVER chooses). */
+  binaries?: ServerBinaries;
   /** Default bound of every wait for convergence (default 30 s; the machine may be busy). */
   convergeTimeoutMs?: number;
 }
@@ -149,6 +155,8 @@ export class RedisCluster {
   readonly password: string | undefined;
   readonly nodeTimeoutMs: number;
   readonly convergeTimeoutMs: number;
+  /** The server and cli every node and every redis-cli run use. */
+  readonly binaries: ServerBinaries;
   /** Slots left open on purpose by beginMigration(); convergence ignores them. */
   private readonly openSlots = new Set<number>();
   private readonly children = new Set<ChildProcess>();
@@ -158,6 +166,7 @@ export class RedisCluster {
     this.password = opts.password;
     this.nodeTimeoutMs = opts.nodeTimeoutMs ?? 1000;
     this.convergeTimeoutMs = opts.convergeTimeoutMs ?? 30_000;
+    this.binaries = opts.binaries ?? serverBinaries();
   }
 
   /** @internal use startCluster() */
@@ -165,7 +174,9 @@ export class RedisCluster {
     const masters = opts.masters ?? 3;
     const replicas = opts.replicasPerMaster ?? 1;
     if (masters < 3) throw new Error(`startCluster: redis-cli --cluster create needs at least 3 masters (got ${masters})`);
-    await runCli(['--version'], 10_000); // fail early, with the install hint, when redis-cli is missing
+    const binaries = opts.binaries ?? serverBinaries();
+    opts = { ...opts, binaries };
+    await runCli(binaries, ['--version'], 10_000); // fail early, with the install hint, when redis-cli is missing
     const args = [
       '--cluster-enabled', 'yes',
       // Relative to --dir, i.e. inside the server's temp dir; it survives kill() so a restarted node rejoins.
@@ -179,7 +190,7 @@ export class RedisCluster {
       ...(opts.extraArgs ?? []),
     ];
     const settled = await Promise.allSettled(
-      Array.from({ length: masters * (1 + replicas) }, () => startClusterNodeProcess(args)),
+      Array.from({ length: masters * (1 + replicas) }, () => startClusterNodeProcess(args, binaries)),
     );
     const nodes = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const cluster = new RedisCluster(nodes, opts);
@@ -398,7 +409,7 @@ export class RedisCluster {
   /** Run redis-cli (authenticated when the cluster has a password) and return its stdout. */
   async cli(args: string[], timeoutMs = 60_000): Promise<string> {
     const auth = this.password !== undefined ? ['-a', this.password, '--no-auth-warning'] : [];
-    const child = runCli([...auth, ...args], timeoutMs);
+    const child = runCli(this.binaries, [...auth, ...args], timeoutMs);
     this.children.add(child.child);
     try {
       return await child;
@@ -552,13 +563,19 @@ function normalizeLine(l: NodeLine): string {
   return [l.id, l.address, l.role, l.masterId ?? '-', l.state, l.slots.map((r) => r.join('-')).join(',')].join(' ');
 }
 
-/** [start, end, masterId] for every slot range in a CLUSTER SHARDS reply (RESP2). */
+/**
+ * [start, end, masterId] for every slot range in a CLUSTER SHARDS reply (RESP2). A shard may list
+ * two masters: Valkey 8 (which groups nodes by shard id) keeps a failed master in the shard of
+ * the replica that took its place, still role master, with health fail; the one serving is the
+ * other one. (Redis 7.0 lists the failed master in a shard of its own, with no slots.)
+ */
 function parseShards(reply: unknown): Array<[number, number, string]> {
   const out: Array<[number, number, string]> = [];
   for (const shard of reply as unknown[][]) {
     const fields = toMap(shard);
     const slots = (fields.get('slots') as Array<number | string>).map(Number);
-    const master = (fields.get('nodes') as unknown[][]).map(toMap).find((n) => n.get('role') === 'master');
+    const masters = (fields.get('nodes') as unknown[][]).map(toMap).filter((n) => n.get('role') === 'master');
+    const master = masters.find((n) => n.get('health') !== 'fail') ?? masters[0];
     if (!master) continue;
     for (let i = 0; i + 1 < slots.length; i += 2) out.push([slots[i]!, slots[i + 1]!, String(master.get('id'))]);
   }
@@ -584,14 +601,14 @@ async function rawCommand(node: ClusterNode, buffers: boolean, ...args: RespArg[
  * port+10000 means any free port works (the default +10000 rule fails for ephemeral ports above
  * 55535 and may collide with another process). Retries when a port was taken in between.
  */
-async function startClusterNodeProcess(args: string[]): Promise<ClusterNode> {
+async function startClusterNodeProcess(args: string[], binaries: ServerBinaries): Promise<ClusterNode> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 8; attempt++) {
     const port = await findFreePort();
     let busPort = await findFreePort();
     while (busPort === port) busPort = await findFreePort();
     try {
-      const server = await startRedis({ port, args: ['--cluster-port', String(busPort), ...args] });
+      const server = await startRedis({ port, binaries, args: ['--cluster-port', String(busPort), ...args] });
       const id = String(await server.command('CLUSTER', 'MYID'));
       return new ClusterNode(server, id, busPort);
     } catch (err) {
@@ -605,16 +622,16 @@ async function startClusterNodeProcess(args: string[]): Promise<ClusterNode> {
 
 type CliRun = Promise<string> & { child: ChildProcess };
 
-/** Run redis-cli with a bound; the error carries its output and names the package when it is missing. */
-function runCli(args: string[], timeoutMs: number): CliRun {
+/** Run redis-cli (or valkey-cli) with a bound; the error carries its output and says how to get the cli when it is missing. */
+function runCli(binaries: ServerBinaries, args: string[], timeoutMs: number): CliRun {
   let child!: ChildProcess;
   const promise = new Promise<string>((resolve, reject) => {
-    child = execFile('redis-cli', args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    child = execFile(binaries.cli, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) { resolve(stdout); return; }
       const e = err as NodeJS.ErrnoException & { killed?: boolean };
-      if (e.code === 'ENOENT') { reject(new Error(CLUSTER_REDIS_CLI_MISSING)); return; }
+      if (isMissingBinary(e)) { reject(new Error(missingBinaryMessage('cli', binaries, CLI_PURPOSE))); return; }
       const why = e.killed ? `was killed after ${timeoutMs} ms` : `failed (${String(e.code)})`;
-      reject(new Error(`redis-cli ${args.filter((a, i) => args[i - 1] !== '-a').join(' ')} ${why}:\n${tail(stdout)}\n${tail(stderr)}`));
+      reject(new Error(`${binaries.cli} ${args.filter((a, i) => args[i - 1] !== '-a').join(' ')} ${why}:\n${tail(stdout)}\n${tail(stderr)}`));
     });
   }) as CliRun;
   promise.child = child;

@@ -1,4 +1,5 @@
-// Throwaway redis-server processes on free loopback ports, for tests and benchmarks.
+// Throwaway redis-server (or valkey-server: see servers.ts) processes on free loopback ports,
+// for tests and benchmarks.
 //
 // Each server gets its own temp dir and no persistence. Every server started here is kept in
 // a registry, so the mocha root hook (hooks.ts) and a process 'exit' handler can stop what a
@@ -10,20 +11,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { rawCommand, rawCommands, type RespArg } from './resp.js';
+import { isMissingBinary, missingBinaryMessage, serverBinaries, type ServerBinaries, type ServerFamily } from './servers.js';
 import { removeTlsMaterial, tlsMaterial } from './tls-certs.js';
 
 const execFileAsync = promisify(execFile);
 
 export const LOOPBACK = '127.0.0.1';
 
-export const REDIS_SERVER_MISSING =
-  'redis-server not found on PATH: install it (Debian: apt-get install redis-server) or run .ci/run';
-export const REDIS_CLI_MISSING =
-  'redis-cli not found on PATH: install it (Debian: apt-get install redis-tools) or run .ci/run';
+/** What a missing redis-server on PATH says (the default family); see missingBinaryMessage() for the chosen one. */
+export const REDIS_SERVER_MISSING = missingBinaryMessage('server', serverBinaries({}));
+/** What a missing redis-cli on PATH says (the default family); see missingBinaryMessage() for the chosen one. */
+export const REDIS_CLI_MISSING = missingBinaryMessage('cli', serverBinaries({}));
 
 export interface StartRedisOptions {
-  /** Extra redis-server arguments, e.g. ['--requirepass', 'x']. */
+  /** Extra server arguments, e.g. ['--requirepass', 'x']. */
   args?: string[];
+  /** The binaries to run (default: serverBinaries(), i.e. what REDLOOP_SERVER / REDLOOP_SERVER_DIR choose). */
+  binaries?: ServerBinaries;
   /** Listen with TLS only (a generated CA; clients are not asked for certificates). */
   tls?: boolean;
   /** Use this port instead of a free one (no retry on EADDRINUSE then). */
@@ -75,6 +79,8 @@ export class RedisServer {
     readonly args: readonly string[],
     ca: Buffer | undefined,
     readonly password: string | undefined,
+    /** The server and cli it runs (chosen once, at start: a restart runs the same binary). */
+    readonly binaries: ServerBinaries,
   ) {
     this.ca = ca;
   }
@@ -82,6 +88,16 @@ export class RedisServer {
   /** redis://127.0.0.1:PORT/0, or rediss:// for a TLS server. */
   get url(): string {
     return `${this.tls ? 'rediss' : 'redis'}://${this.host}:${this.port}/0`;
+  }
+
+  /** 'redis' or 'valkey': which binary runs (the server's own INFO says the same). */
+  get family(): ServerFamily {
+    return this.binaries.family;
+  }
+
+  /** The binary's name, for messages: redis-server or valkey-server. */
+  private get name(): string {
+    return `${this.binaries.family}-server`;
   }
 
   get pid(): number {
@@ -109,6 +125,7 @@ export class RedisServer {
     const pwIndex = extra.indexOf('--requirepass');
     const password = pwIndex >= 0 ? extra[pwIndex + 1] : undefined;
     const material = opts.tls ? await tlsMaterial() : undefined;
+    const binaries = opts.binaries ?? serverBinaries();
     let lastError: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       const port = opts.port ?? (await findFreePort());
@@ -123,7 +140,7 @@ export class RedisServer {
         '--bind', LOOPBACK, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no',
         ...extra,
       ];
-      const server = new RedisServer(port, dir, Boolean(material), args, material?.ca, password);
+      const server = new RedisServer(port, dir, Boolean(material), args, material?.ca, password, binaries);
       try {
         await server.launch(opts.startTimeoutMs ?? 10_000);
         return server;
@@ -138,7 +155,7 @@ export class RedisServer {
 
   private launch(timeoutMs: number): Promise<void> {
     this.output = '';
-    const child = spawn('redis-server', [...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.binaries.server, [...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.process = child;
     this.running = true;
     registry.add(this);
@@ -170,13 +187,13 @@ export class RedisServer {
       };
       const onError = (err: NodeJS.ErrnoException) => {
         this.running = false;
-        settle(err.code === 'ENOENT' ? new Error(REDIS_SERVER_MISSING) : err);
+        settle(isMissingBinary(err) ? new Error(missingBinaryMessage('server', this.binaries)) : err);
       };
       const onExit = (code: number | null, signal: string | null) => {
         if (/Address already in use/.test(this.output)) {
           settle(new PortInUseError(`port ${this.port} is in use`));
         } else {
-          settle(new Error(`redis-server on port ${this.port} exited during start (${code ?? signal}):\n${this.output}`));
+          settle(new Error(`${this.name} on port ${this.port} exited during start (${code ?? signal}):\n${this.output}`));
         }
       };
       // Poll PING plus INFO until the process that answers is ours: a PING alone could be
@@ -190,7 +207,7 @@ export class RedisServer {
           ([pong, info]) => {
             const pid = /process_id:(\d+)/.exec(String(info))?.[1];
             if (pong === 'PONG' && pid === String(child.pid)) settle();
-            else if (pong instanceof Error || info instanceof Error) settle(new Error(`redis-server on port ${this.port} answered ${String(pong)} / ${String(info)}`));
+            else if (pong instanceof Error || info instanceof Error) settle(new Error(`${this.name} on port ${this.port} answered ${String(pong)} / ${String(info)}`));
             else probe = setTimeout(poll, 20);
           },
           () => { probe = setTimeout(poll, 20); },
@@ -201,7 +218,7 @@ export class RedisServer {
       };
       probe = setTimeout(poll, 10);
       const timer = setTimeout(
-        () => settle(new Error(`redis-server on port ${this.port} was not ready within ${timeoutMs} ms:\n${this.output}`)),
+        () => settle(new Error(`${this.name} on port ${this.port} was not ready within ${timeoutMs} ms:\n${this.output}`)),
         timeoutMs,
       );
       child.once('error', onError);
@@ -271,7 +288,7 @@ export class RedisServer {
     return rawCommands(this.endpoint, commands);
   }
 
-  /** Run redis-cli against this server and return its trimmed stdout. */
+  /** Run redis-cli (valkey-cli for a Valkey server) against this server and return its trimmed stdout. */
   async cli(...args: string[]): Promise<string> {
     const base = ['-h', this.host, '-p', String(this.port)];
     if (this.tls && this.ca) {
@@ -280,17 +297,16 @@ export class RedisServer {
     }
     if (this.password !== undefined) base.push('-a', this.password, '--no-auth-warning');
     try {
-      const { stdout } = await execFileAsync('redis-cli', [...base, ...args]);
+      const { stdout } = await execFileAsync(this.binaries.cli, [...base, ...args]);
       return stdout.trim();
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT') throw new Error(REDIS_CLI_MISSING);
+      if (isMissingBinary(err)) throw new Error(missingBinaryMessage('cli', this.binaries));
       throw err;
     }
   }
 }
 
-/** Start one redis-server on a free loopback port and wait until it answers PING. */
+/** Start one server (redis-server, or what REDLOOP_SERVER chooses) on a free loopback port and wait until it answers PING. */
 export function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   return RedisServer.create(opts);
 }
@@ -316,10 +332,10 @@ export async function stopAllServers(): Promise<void> {
   await Promise.all([...registry].map((s) => s.stop()));
 }
 
-/** True when redis-server is on PATH (lets a suite skip instead of fail, if it wants to). */
+/** True when the chosen server binary runs (lets a suite skip instead of fail, if it wants to). */
 export async function haveRedisServer(): Promise<boolean> {
   try {
-    await execFileAsync('redis-server', ['--version']);
+    await execFileAsync(serverBinaries().server, ['--version']);
     return true;
   } catch {
     return false;

@@ -19,6 +19,8 @@ import { checkSunion, expectEvery, setgetKey, setgetValue, VerificationError } f
 import { WORKLOADS, findWorkloads } from '../benchmarks/workloads/index.js';
 import { setget } from '../benchmarks/workloads/setget.js';
 import { startShards, type RedisServer } from '../harness/redis.js';
+import { serverBinaries, serverVersion } from '../harness/servers.js';
+import type { BenchMeta } from '../benchmarks/results.js';
 
 const silent = { start() {}, step() {}, done() {}, stop() {} };
 
@@ -145,7 +147,13 @@ describe('benchmarks: every workload and contestant, tiny counts', function () {
       // Only redloop ran, so no target can be judged: --check says so and fails the run.
       expect(stderr).to.match(/bench --check: \d+ target\(s\) missed:\n {2}.*not judged: a contestant it compares did not run/);
       expect(code, stderr).to.equal(1);
-      expect((await fs.promises.readdir(out)).filter((f) => f.startsWith('partial.')).sort()).to.deep.equal(['partial.json', 'partial.svg']);
+      // A run on Valkey is named partial-valkey.*, next to Redis's; its meta says which server ran.
+      const { family } = serverBinaries();
+      const name = family === 'redis' ? 'partial' : `partial-${family}`;
+      expect((await fs.promises.readdir(out)).filter((f) => f.startsWith(`${name}.`)).sort()).to.deep.equal([`${name}.json`, `${name}.svg`]);
+      const meta = (JSON.parse(await fs.promises.readFile(path.join(out, `${name}.json`), 'utf8')) as { meta: BenchMeta }).meta;
+      expect(meta.server).to.deep.equal({ family, version: (await serverVersion()).version });
+      expect(meta.servers).to.equal(`2 throwaway ${family}-server shard(s)`);
     } finally {
       await fs.promises.rm(out, { recursive: true, force: true });
     }

@@ -159,7 +159,7 @@ describe('cluster harness (harness/cluster.ts)', function () {
   });
 });
 
-describe('cluster harness: password, teardown, missing redis-cli', function () {
+describe('cluster harness: password, teardown, missing redis-cli or valkey-cli', function () {
   this.timeout(120_000);
 
   it('starts, replicas sync with masterauth, and the harness authenticates its own commands', async () => {
@@ -185,16 +185,30 @@ describe('cluster harness: password, teardown, missing redis-cli', function () {
     }
   });
 
-  it('says to install redis-tools when redis-cli is missing', async () => {
-    const path = process.env.PATH;
-    process.env.PATH = '/nonexistent';
-    try {
-      await startCluster().then(
+  // Both cases run whichever family the suite runs on: neither needs a binary.
+  function withEnv(vars: Record<string, string | undefined>, body: () => Promise<unknown>): Promise<unknown> {
+    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    const set = (v: Record<string, string | undefined>) => {
+      for (const [k, value] of Object.entries(v)) {
+        if (value === undefined) delete process.env[k];
+        else process.env[k] = value;
+      }
+    };
+    set(vars);
+    return body().finally(() => set(saved));
+  }
+
+  it('says to install redis-tools when redis-cli is missing from PATH', () =>
+    withEnv({ PATH: '/nonexistent', REDLOOP_SERVER: undefined, REDLOOP_SERVER_DIR: undefined }, () =>
+      startCluster().then(
         () => expect.fail('startCluster should have failed'),
-        (err: Error) => expect(err.message).to.match(/redis-cli not found.*redis-tools/),
-      );
-    } finally {
-      process.env.PATH = path;
-    }
-  });
+        (err: Error) => expect(err.message).to.match(/redis-cli not found on PATH.*redis-tools/),
+      )));
+
+  it('says where it looked when valkey-cli is missing (REDLOOP_SERVER=valkey)', () =>
+    withEnv({ REDLOOP_SERVER: 'valkey', REDLOOP_SERVER_DIR: '/nonexistent/valkey' }, () =>
+      startCluster().then(
+        () => expect.fail('startCluster should have failed'),
+        (err: Error) => expect(err.message).to.match(/valkey-cli not found in \/nonexistent\/valkey \(REDLOOP_SERVER_DIR=/),
+      )));
 });

@@ -9,7 +9,8 @@ import { expect } from 'chai';
 import { EventLoop } from '../lib/index.js';
 import { splitArgs } from '../lib/cli/textformat.js';
 import { MalformedInputError } from '../lib/protocol/requestframer.js';
-import { REDIS_CLI_MISSING, startRedis, type RedisServer } from '../harness/redis.js';
+import { startRedis, type RedisServer } from '../harness/redis.js';
+import { isMissingBinary, missingBinaryMessage } from '../harness/servers.js';
 import { encodeCommand as rawEncode } from '../harness/resp.js';
 
 const CLI = fileURLToPath(new URL('../bin/redloop.js', import.meta.url));
@@ -179,10 +180,11 @@ describe('redloop pipe (CLI)', function () {
     fs.writeFileSync(oursFile, lines('ours'));
     await new Promise<void>((resolve, reject) => {
       const fd = fs.openSync(cliFile, 'r');
-      const child = spawn('redis-cli', ['-h', server.host, '-p', String(server.port)], { stdio: [fd, 'ignore', 'inherit'] });
+      const cliBin = server.binaries.cli; // valkey-cli on a Valkey server: same quoting (sdssplitargs)
+      const child = spawn(cliBin, ['-h', server.host, '-p', String(server.port)], { stdio: [fd, 'ignore', 'inherit'] });
       fs.closeSync(fd);
-      child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(REDIS_CLI_MISSING) : err));
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli exited ${code}`))));
+      child.on('error', (err) => reject(isMissingBinary(err) ? new Error(missingBinaryMessage('cli', server.binaries)) : err));
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cliBin} exited ${code}`))));
     });
     const run = await runCli(['pipe', '--url', url, '--format', 'text', oursFile], 'none');
     expect(run.stdout).to.equal(`errors: 0, replies: ${values.length}\n`);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { EventLoop, keySlot, shardSlotRanges, type Cluster, type ShardSet } from '../../lib/index.js';
 import { startCluster, type RedisCluster } from '../../harness/cluster.js';
 import { startShards, type RedisServer } from '../../harness/redis.js';
+import { serverBinaries } from '../../harness/servers.js';
 import { encodeAscii } from '../raw.js';
 import type { Contestant, Endpoint, Session, Workload } from '../types.js';
 import { VerificationError, fail } from '../verify.js';
@@ -126,7 +127,7 @@ function redloopContestant(kind: 'cluster' | 'shards'): Contestant {
 function redisCliContestant(kind: 'cluster' | 'shards'): Contestant {
   return {
     id: `redis-cli-pipe-x3-${kind}`,
-    label: 'redis-cli --pipe x3, in parallel (C)',
+    label: `${serverBinaries().family}-cli --pipe x3, in parallel (C)`,
     kind: 'floor',
     external: true,
     note: 'the commands pre-split per master by slot into 3 files (untimed); one redis-cli --pipe per master; process start included',

@@ -18,6 +18,7 @@ import { encodeAscii } from '../raw.js';
 import { raw, unlinkKeys } from '../servers.js';
 import type { Contestant, Endpoint, RunContext, Session, Workload } from '../types.js';
 import { checkPipelineResults, fail, VerificationError } from '../verify.js';
+import { isMissingBinary, missingBinaryMessage, serverBinaries } from '../../harness/servers.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -81,9 +82,10 @@ process.on('exit', () => {
 
 let redisCliFound: Promise<string | undefined> | undefined;
 export function redisCliMissing(): Promise<string | undefined> {
-  redisCliFound ??= execFileAsync('redis-cli', ['--version']).then(
+  const bins = serverBinaries();
+  redisCliFound ??= execFileAsync(bins.cli, ['--version']).then(
     () => undefined,
-    () => 'redis-cli not on PATH (Debian: apt-get install redis-tools)',
+    (err: unknown) => (isMissingBinary(err) ? missingBinaryMessage('cli', bins) : `${bins.cli} --version failed: ${(err as Error).message}`),
   );
   return redisCliFound;
 }
@@ -100,7 +102,7 @@ function redisCliArgs(e: Endpoint): string[] {
 export function runRedisCliPipe(e: Endpoint, file: string): Promise<{ errors: number; replies: number }> {
   return new Promise((resolve, reject) => {
     const fd = fs.openSync(file, 'r');
-    const child = spawn('redis-cli', [...redisCliArgs(e), '--pipe'], { stdio: [fd, 'pipe', 'pipe'] });
+    const child = spawn(serverBinaries().cli, [...redisCliArgs(e), '--pipe'], { stdio: [fd, 'pipe', 'pipe'] });
     fs.closeSync(fd);
     let out = '';
     child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
@@ -204,7 +206,7 @@ const ioredisPipeline: Contestant = contestant('ioredis-pipeline', async (ctx) =
 
 const redisCliPipe: Contestant = {
   id: 'redis-cli-pipe',
-  label: 'redis-cli --pipe (C)',
+  label: `${serverBinaries().family}-cli --pipe (C)`,
   kind: 'floor',
   external: true,
   note: 'the same commands pre-encoded in a file (no encoding); process start included; its error/reply counts checked',

@@ -50,7 +50,7 @@ export function parseClusterShards(reply: unknown, tls: boolean, via: NodeAddres
     const slots: Array<[number, number]> = [];
     if (Array.isArray(slotList)) for (let i = 0; i + 1 < slotList.length; i += 2) slots.push([Number(slotList[i]), Number(slotList[i + 1])]);
     if (slots.length === 0) continue;
-    let master: TopologyNode | undefined;
+    const masters: TopologyNode[] = [];
     const replicas: TopologyNode[] = [];
     for (const rawNode of (shard.get('nodes') as unknown[] | undefined) ?? []) {
       const m = flatMap(rawNode);
@@ -58,9 +58,14 @@ export function parseClusterShards(reply: unknown, tls: boolean, via: NodeAddres
         ...nodeAddress(m, tls, via), id: String(m.get('id')),
         role: m.get('role') === 'master' ? 'master' : 'replica', health: String(m.get('health') ?? 'online'),
       };
-      if (node.role === 'master') master = node;
+      if (node.role === 'master') masters.push(node);
       else replicas.push(node);
     }
+    // After a failover, Valkey 8 keeps the failed master in the shard of the replica that took
+    // its place, still role master, health fail (Redis 7.0 gives it a shard of its own, without
+    // slots): the shard's slots belong to the master that is not failed. A master that failed
+    // with no replica to promote is the only one, and still the owner.
+    const master = masters.find((n) => n.health !== 'fail') ?? masters[0];
     if (master !== undefined) shards.push({ slots, master, replicas });
   }
   return shards;
