@@ -412,7 +412,9 @@ export class Sentinel implements CommandTarget {
     if (returned) this.returned.push(s);
     else this.held.push(s);
     this.armExpiry();
-    if (this.masterConn === undefined || this.masterConn.state !== 'ready' || this.failoverSince !== 0) this.pollWhileWaiting();
+    // Whatever made it wait (no master yet, a failover, a connection lost or giving commands
+    // back), discovery runs until it can be released.
+    this.pollWhileWaiting();
   }
 
   /** @internal From a SentinelSink: an error reply or a failure of the connection it went to. */
