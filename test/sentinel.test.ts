@@ -169,15 +169,24 @@ describe('sentinel target (loop.sentinel)', function () {
     expect(fields.sort()).to.deep.equal(['f1', 'f2']);
   });
 
-  it('SENTINEL FAILOVER while writers INCR thousands of counters: no command fails, every counter is exact', async () => {
+  it('SENTINEL FAILOVER while writers INCR thousands of counters: no command fails, every counter is exact, a SCAN across it sees every key', async () => {
     const db = open();
     await db.whenReady();
     const old = db.master;
+    // A SCAN started before the failover and finished after it sees every key (restarted on the new master).
+    await Future.all(Array.from({ length: 2000 }, (_, i) => loop.sendCommand(db, 'SET', `scan:${i}`, '1')));
+    const scanned = new Set<string>();
+    const it = loop.scan(db, { match: 'scan:*', count: 50 })[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.done).to.equal(false);
+    scanned.add(String(first.value));
     writers = new Writers(loop, db, 5000);
     await sleep(500);
     const before = writers.total;
     await dep.failover();
     await sleep(500);
+    for (let r = await it.next(); r.done !== true; r = await it.next()) scanned.add(String(r.value));
+    expect(scanned.size).to.equal(2000);
     await writers.stop();
     expect(writers.total).to.be.greaterThan(before);
     expect(writers.errors.map((e) => e.message)).to.deep.equal([]);
