@@ -958,7 +958,11 @@ export class Sentinel implements CommandTarget {
       return;
     }
     for (const s of this.sentinelList) {
-      if (s.watch === conn && conn.state === 'closed') {
+      if (s.watch !== conn) continue;
+      // A sentinel lost: check now whether the others still answer (if none does, the retries
+      // with backoff and their 'error' events start here, not at the next refreshInterval).
+      if (this.everDiscovered) this.discover();
+      if (conn.state === 'closed') {
         // Closed for good (bad password...): open it again later.
         s.watch = undefined;
         setTimeout(() => this.watch(s), RETRY_MAX_MS).unref();
