@@ -11,9 +11,10 @@ export interface RedloopClients {
   close(): Promise<void>;
 }
 
-export async function openRedloop(endpoints: readonly Endpoint[]): Promise<RedloopClients> {
+/** `protocol: 2` for the RESP2 rows (and redis-parser, which knows no RESP3); RESP3 by default. */
+export async function openRedloop(endpoints: readonly Endpoint[], options: { protocol?: 2 | 3 } = {}): Promise<RedloopClients> {
   const loop = new EventLoop();
-  const conns = endpoints.map((e) => loop.connect(e.url));
+  const conns = endpoints.map((e) => loop.connect({ url: e.url, ...options }));
   const pongs = await Promise.all(conns.map((c) => loop.sendCommand(c, 'PING')));
   if (pongs.some((p) => p !== 'PONG')) throw new Error(`redloop: PING on connect answered ${JSON.stringify(pongs)}`);
   return { loop, conns, close: () => loop.close() };

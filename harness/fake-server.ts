@@ -1,7 +1,8 @@
 // A tiny fake Redis server on 127.0.0.1, for what a real redis-server never sends: bytes that
 // are not RESP, half a reply followed by a close, replies nobody asked for, a socket that
-// accepts and then says nothing. Tests script it per command; everything else is answered
-// like a minimal Redis (PING, ECHO, anything else +OK).
+// accepts and then says nothing, a server without HELLO. Tests script it per command; everything
+// else is answered like a minimal RESP2-only Redis (PING, ECHO, HELLO unknown as in Redis 5,
+// anything else +OK).
 //
 // The server and its sockets are unref()'d, so a test that forgets to close one cannot hold
 // the mocha process open.
@@ -44,6 +45,8 @@ export function defaultAnswer(command: string[]): string {
   const name = (command[0] ?? '').toUpperCase();
   if (name === 'PING') return command.length > 1 ? resp.bulk(command[1]!) : resp.simple('PONG');
   if (name === 'ECHO') return resp.bulk(command[1] ?? '');
+  // Redis 5's answer (it names the arguments, the password too: a client must never show it).
+  if (name === 'HELLO') return resp.error(`ERR unknown command \`HELLO\`, with args beginning with: ${command.slice(1).map((a) => `\`${a}\`, `).join('')}`);
   return resp.simple('OK');
 }
 

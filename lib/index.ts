@@ -34,8 +34,11 @@ export type { Channel, PubSubMessage, SubscribeOptions } from './features/pubsub
 export type { BlockCommand, MultiOptions } from './features/multi.js';
 export { Script } from './features/scripts.js';
 export type { ScriptRunOptions } from './features/scripts.js';
-export { Transaction } from './features/transactions/pool.js';
-export type { LendOptions, TransactionOptions } from './features/transactions/pool.js';
+export { Transaction } from './features/transactions/transaction.js';
+export type { LendOptions } from './features/transactions/pool.js';
+export type { TransactionOptions } from './features/transactions/transaction.js';
+// What `resp3: true` gives for a verbatim string and for a value sent with an attribute.
+export { AttributedReply, VerbatimString } from './protocol/decoder.js';
 // Types that the public classes' constructors and members use.
 export type { ResolvedOptions, ResolvedReconnect } from './base/options.js';
 export type { CheckedArgs, NotAnArg } from './core/args.js';

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { ConnectionClosedError, EventLoop, Future, ReplyError, type Connection } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/index.js';
+import { rejection } from './support/helpers.js';
 
 type Style = 'Future.all' | 'Promise.all' | 'await each';
 
@@ -48,7 +49,7 @@ describe('awaiting futures: every style keeps the same promises', function () {
       let reported = 0;
       loop.on('unobservedError', () => reported++);
       const futures = [loop.sendCommand(conn, 'ECHO', 'a'), loop.sendCommand(conn, 'incr', 'str'), loop.sendCommand(conn, 'ECHO', 'c')];
-      const err = await awaitAll(style, futures).then(() => null, (e: Error) => e);
+      const err = await rejection(awaitAll(style, futures));
       expect(err).to.be.instanceOf(ReplyError);
       expect([(err as ReplyError).code, (err as ReplyError).command]).to.deep.equal(['ERR', 'INCR']);
       // await each stops at the failure; the batches settle every future anyway.
@@ -66,7 +67,7 @@ describe('awaiting futures: every style keeps the same promises', function () {
       await loop.sendCommand(conn, 'PING'); // the error reply has been read by now
       expect(bad.settled).to.equal(true);
       expect(bad.observed).to.equal(false);
-      const err = await awaitAll(style, [bad]).then(() => null, (e: Error) => e);
+      const err = await rejection(awaitAll(style, [bad]));
       expect(err).to.be.instanceOf(ReplyError);
       await new Promise((r) => setImmediate(r));
       expect(reported).to.equal(0);

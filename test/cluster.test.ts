@@ -8,7 +8,7 @@ import {
   type Cluster, type NodeAddress,
 } from '../lib/index.js';
 import { startCluster, type ClusterNode, type RedisCluster } from '../harness/index.js';
-import { errorOf, outcome, within } from './reliability/helpers.js';
+import { errorOf, outcome, waitUntil, within } from './support/helpers.js';
 
 /** INFO commandstats calls of one command on a node (0 when it never ran). */
 async function calls(node: ClusterNode, command: string): Promise<number> {
@@ -22,18 +22,9 @@ function keysOver(prefix: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}:${i}`);
 }
 
-/** Polls `check` every 50 ms until it is true; fails naming `what` after `ms` (and stops polling). */
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Until every replica is online in CLUSTER SHARDS (one at offset 0 is 'loading' and gets no reads). */
 function replicasOnline(rc: RedisCluster): Promise<void> {
-  return until(async () => !/loading/.test(JSON.stringify(await rc.masters()[0]!.command('CLUSTER', 'SHARDS'))), 10_000, 'every replica to be online in CLUSTER SHARDS');
+  return waitUntil(async () => !/loading/.test(JSON.stringify(await rc.masters()[0]!.command('CLUSTER', 'SHARDS'))), { timeout: 10_000, every: 50, what: 'every replica to be online in CLUSTER SHARDS' });
 }
 
 interface WriterTally {
@@ -299,7 +290,7 @@ describe('Redis Cluster (loop.cluster)', function () {
       for (const n of await clients()) expect(n, `${end}: before`).to.be.greaterThanOrEqual(2); // a master or a READONLY connection on every node
       if (end === 'close') await own.close();
       else own.disconnect();
-      await until(async () => (await clients()).every((n) => n === 1), 5000, `every connection of the cluster to end after ${end}()`);
+      await waitUntil(async () => (await clients()).every((n) => n === 1), { timeout: 5000, every: 50, what: `every connection of the cluster to end after ${end}()` });
       expect(() => own.cluster([rc.seedUrl])).to.throw(ClientStateError);
       expect(errorOf(await outcome(own.sendCommand(reader, 'GET', 'x')))).to.be.instanceOf(Error);
     }
@@ -324,7 +315,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(replies.at(-1)).to.equal(want);
     expect(await to.command('GET', key)).to.equal(want);
     expect(cluster.stats.moved).to.be.greaterThan(0);
-    await until(async () => topo.length > 0, 5000, "the 'topology' event");
+    await waitUntil(async () => topo.length > 0, { timeout: 5000, every: 50, what: "the 'topology' event" });
     expect(topo[0]).to.equal(cluster);
     expect(cluster.nodes.find((n) => n.address === to.address)!.slots.some(([a, b]) => slot >= a && slot <= b)).to.equal(true);
     const moved = cluster.stats.moved;
@@ -415,7 +406,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     expect(counters.filter((_, i) => values[i] !== tally.acked[i]).slice(0, 5)).to.deep.equal([]);
     // The promoted replica now serves the slots (once the client has read a map that says so).
     const servedBy = () => { const c = cluster.connectionFor('fo:1'); return `${c.resolvedOptions.host}:${c.resolvedOptions.port}`; };
-    await until(async () => { await loop.sendCommand(cluster, 'GET', 'fo:1'); return servedBy() === replica.address; }, 10_000, 'the client to route fo:1 to the promoted replica');
+    await waitUntil(async () => { await loop.sendCommand(cluster, 'GET', 'fo:1'); return servedBy() === replica.address; }, { timeout: 10_000, every: 50, what: 'the client to route fo:1 to the promoted replica' });
   });
 
   it('survives SIGKILL of a master: every future settles, later commands succeed, counters stay within their bounds', async () => {
@@ -431,7 +422,7 @@ describe('Redis Cluster (loop.cluster)', function () {
     // The writers keep sending; what they send to the victim now is written and never answered.
     await victim.command('CLIENT', 'PAUSE', 10_000, 'WRITE');
     const offset = Number(/master_repl_offset:(\d+)/.exec(String(await victim.command('INFO', 'replication')))![1]);
-    await until(async () => Number(/slave_repl_offset:(\d+)/.exec(String(await replica.command('INFO', 'replication')))![1]) >= offset, 10_000, 'the replica to catch up');
+    await waitUntil(async () => Number(/slave_repl_offset:(\d+)/.exec(String(await replica.command('INFO', 'replication')))![1]) >= offset, { timeout: 10_000, every: 50, what: 'the replica to catch up' });
     const promoted = await rc.killMaster(victim);
     const promotedAt = Date.now();
     // Commands sent after the promotion succeed.
@@ -494,7 +485,7 @@ describe('Redis Cluster with a password (loop.cluster)', function () {
     victim.server.kill('SIGKILL');
     await victim.server.waitExit();
     // Until the others flag it failed they answer; then they answer CLUSTERDOWN.
-    await until(async () => /cluster_state:fail/.test(String(await rc.nodes[0]!.command('CLUSTER', 'INFO'))), 15_000, 'the cluster to say it is down');
+    await waitUntil(async () => /cluster_state:fail/.test(String(await rc.nodes[0]!.command('CLUSTER', 'INFO'))), { timeout: 15_000, every: 50, what: 'the cluster to say it is down' });
     const started = Date.now();
     const results = await within(Promise.all([...onVictim.slice(0, 20), ...elsewhere.slice(0, 20)].map((k) => outcome(loop.sendCommand(cluster, 'GET', k)))), 10_000, 'CLUSTERDOWN to give up');
     const took = Date.now() - started;

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { EventLoop, Future, ReplyError, type Connection } from '../lib/index.js';
 import { startShards, rawCommand, type RedisServer } from '../harness/index.js';
+import { rejection } from './support/helpers.js';
 
 describe('core: EventLoop over two shards', function () {
   let shards: RedisServer[];
@@ -182,7 +183,7 @@ describe('core: EventLoop over two shards', function () {
     loop.on('unobservedError', () => reported++);
     await loop.sendCommand(a, 'SET', 'str4', 'x');
     const mixed = [loop.sendCommand(a, 'PING'), loop.sendCommand(a, 'INCR', 'str4'), loop.sendCommand(a, 'INCR', 'str4')];
-    const err = await Future.all(mixed).then(() => null, (e: Error) => e);
+    const err = await rejection(Future.all(mixed));
     expect((err as ReplyError).command).to.equal('INCR');
     expect(mixed[0]!.value).to.equal('PONG');
     expect(mixed[2]!.error?.name).to.equal('ReplyError');
@@ -235,7 +236,7 @@ describe('core: EventLoop over two shards', function () {
     await loop.sendCommand(a, 'PING'); // the INCR's error reply has been read by now
     expect(incr.settled).to.equal(true);
     const badArg = loop.sendCommand(a, 'SET', 'k', undefined as never); // rejected at once
-    const errs = await Promise.all([Future.all([badArg]), Future.all([incr])].map((p) => p.then(() => null, (e: Error) => e)));
+    const errs = await Promise.all([Future.all([badArg]), Future.all([incr])].map((p) => rejection(p)));
     expect(errs.map((e) => e?.name)).to.deep.equal(['TypeError', 'ReplyError']);
     await new Promise((r) => setImmediate(r));
     expect(reported).to.equal(0);
@@ -248,13 +249,13 @@ describe('core: EventLoop over two shards', function () {
     const bytes = a.stats.bytesWritten;
     const bad: unknown[] = [undefined, null, {}, [1, 2], NaN, Infinity, () => 1, Symbol('s'), true];
     for (const value of bad) {
-      const err = await loop.sendCommand(a, 'SET', 'key', value as never).then(() => null, (e: Error) => e);
+      const err = await rejection(loop.sendCommand(a, 'SET', 'key', value as never));
       expect(err, String(value)).to.be.instanceOf(TypeError);
       expect(err!.message).to.match(/^SET: argument 2 is /);
     }
-    const nameErr = await loop.sendCommand(a, '' as string).then(() => null, (e: Error) => e);
+    const nameErr = await rejection(loop.sendCommand(a, '' as string));
     expect(nameErr).to.be.instanceOf(TypeError);
-    const targetErr = await loop.sendCommand({} as never, 'PING').then(() => null, (e: Error) => e);
+    const targetErr = await rejection(loop.sendCommand({} as never, 'PING'));
     expect(targetErr?.message).to.match(/target must be a Connection/);
     await new Promise((r) => setImmediate(r));
     expect(a.stats.commandsSent).to.equal(sent);
@@ -274,7 +275,8 @@ describe('core: EventLoop over two shards', function () {
     expect(s.commandsSent).to.equal(2);
     expect(s.repliesReceived).to.equal(2);
     expect(s.pending).to.equal(0);
-    expect(s.bytesWritten).to.equal('*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n'.length);
+    // The socket's bytes: the handshake's HELLO 3 too.
+    expect(s.bytesWritten).to.equal('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n'.length);
   });
 });
 
@@ -306,7 +308,7 @@ describe('core: handshake', function () {
     const conn = loop.connect({ port: server!.port, username: 'app', password: 'apppass', name: 'acl-client' });
     expect(await loop.sendCommand(conn, 'ACL', 'WHOAMI')).to.equal('app');
     expect(await loop.sendCommand(conn, 'SET', 'app:1', 'ok')).to.equal('OK');
-    const denied = await loop.sendCommand(conn, 'SET', 'other', 'x').then(() => null, (e: ReplyError) => e);
+    const denied = await rejection<ReplyError>(loop.sendCommand(conn, 'SET', 'other', 'x'));
     expect(denied?.code).to.equal('NOPERM');
     const list = await rawCommand(server!.endpoint, 'CLIENT', 'LIST') as string;
     expect(list).to.match(/name=acl-client .*user=app/);
@@ -330,7 +332,7 @@ describe('core: close and disconnect', function () {
     for (let i = 0; i < 1000; i++) futures.push(loop.sendCommand(conn, 'ECHO', i));
     const slow = loop.sendCommand(conn, 'BLPOP', 'nothing-here', '0.2'); // answers null after 200 ms
     const closed = loop.close();
-    const late = await loop.sendCommand(conn, 'PING').then(() => null, (e: Error) => e);
+    const late = await rejection(loop.sendCommand(conn, 'PING'));
     expect(late?.name).to.equal('ClientStateError');
     await closed;
     expect(await slow).to.equal(null);
@@ -352,14 +354,14 @@ describe('core: close and disconnect', function () {
     const queued = loop.sendCommand(conn, 'PING');
     await new Promise((r) => setImmediate(r));
     loop.disconnect();
-    const errs = await Promise.all([slow, queued].map((f) => f.then(() => null, (e: Error) => e)));
+    const errs = await Promise.all([slow, queued].map((f) => rejection(f)));
     for (const e of errs) {
       expect(e?.name).to.equal('ConnectionClosedError');
       expect(e?.message).to.match(/disconnect\(\) was called/);
     }
     await conn.whenClosed();
     expect(conn.state).to.equal('closed');
-    const after = await loop.sendCommand(conn, 'PING').then(() => null, (e: Error) => e);
+    const after = await rejection(loop.sendCommand(conn, 'PING'));
     expect(after?.name).to.equal('ClientStateError');
   });
 

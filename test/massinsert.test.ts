@@ -6,11 +6,12 @@ import { PassThrough, Readable } from 'node:stream';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
-  ClientStateError, EventLoop, MalformedInputError, MassInsertError, RespRequestFramer, TimeoutError,
+  ClientStateError, ConfigError, EventLoop, MalformedInputError, MassInsertError, RespRequestFramer, TimeoutError,
   type CommandTarget, type Connection, type MassInsertCommand,
 } from '../lib/index.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 import { encodeCommand as rawEncode } from '../harness/resp.js';
+import { rejection } from './support/helpers.js';
 
 /** What CLIENT INFO says about the connection that sends it, as key/value pairs. */
 async function clientInfo(loop: EventLoop, conn: Connection): Promise<Record<string, string>> {
@@ -300,14 +301,15 @@ describe('loop.massInsert', function () {
   });
 
   it('refuses bad options and targets before sending anything', async () => {
-    const bad = async (p: Promise<unknown>, re: RegExp) => {
-      const e = await p.then(() => undefined, (x: Error) => x);
-      expect(e, String(re)).to.be.instanceOf(TypeError);
+    // Bad options are ConfigErrors; a wrong argument (source, target) is a TypeError.
+    const bad = async (p: Promise<unknown>, re: RegExp, kind: new (...args: never[]) => Error = TypeError) => {
+      const e = await rejection(p);
+      expect(e, String(re)).to.be.instanceOf(kind);
       expect(e!.message).to.match(re);
     };
-    await bad(loop.massInsert(conn, [], { replies: 'maybe' as 'on' }), /replies must be 'on' or 'off'/);
-    await bad(loop.massInsert(conn, [], { maxInFlight: 1 }), /maxInFlight/);
-    await bad(loop.massInsert(conn, [], { bogus: 1 } as never), /unknown option "bogus"/);
+    await bad(loop.massInsert(conn, [], { replies: 'maybe' as 'on' }), /replies must be 'on' or 'off'/, ConfigError);
+    await bad(loop.massInsert(conn, [], { maxInFlight: 1 }), /maxInFlight/, ConfigError);
+    await bad(loop.massInsert(conn, [], { bogus: 1 } as never), /unknown option "bogus"/, ConfigError);
     await bad(loop.massInsert(conn, 'SET a b' as never), /source must be/);
     await bad(loop.massInsert({} as never, []), /target must be/);
     const other = new EventLoop();

@@ -4,22 +4,15 @@ import { expect } from 'chai';
 import {
   EventLoop, ExecAbortError, Future, ReplyError, RoutingError, type Connection, type ShardSet,
 } from '../lib/index.js';
-import { startRedis, startShards, type RedisServer } from '../harness/index.js';
-import { errorOf, outcome } from './reliability/helpers.js';
+import { startShards, type RedisServer } from '../harness/index.js';
+import { errorOf, outcome } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 describe('multi, batch and scripts on one server', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    await server.command('FLUSHALL');
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f));
 
   it('keeps 1000 blocks contiguous while 10 other producers hammer the same connection', async () => {
     // Everyone appends to one list: an interleaved block would show up as a gap in its own

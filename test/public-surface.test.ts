@@ -14,10 +14,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 
 const VALUES = [
-  'AuthError', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
+  'AttributedReply', 'AuthError', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
   'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'ProtocolError', 'RedloopError', 'ReplyError',
   'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'Sentinel', 'ShardSet', 'Subscription', 'TimeoutError',
-  'Transaction', 'TransactionRetryError', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
+  'Transaction', 'TransactionRetryError', 'VerbatimString', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];
 
 const TYPES = [
@@ -33,7 +33,7 @@ const TYPES = [
 /** What a user may call or read on a Connection (public members of its declaration). */
 const CONNECTION_MEMBERS = [
   'address', 'bufferedBytes', 'close', 'commandTimeout', 'defaultReturnBuffers', 'disconnect', 'id', 'loop',
-  'pendingReplies', 'resolvedOptions', 'state', 'stats', 'submit', 'toJSON', 'waitForRoom', 'whenClosed',
+  'pendingReplies', 'protocol', 'resolvedOptions', 'state', 'stats', 'submit', 'toJSON', 'waitForRoom', 'whenClosed',
   '[inspect.custom]',
 ];
 
@@ -42,6 +42,9 @@ const PLUMBING = [
   'onReply', 'onErrorReply', 'onReplyHead', 'nestedError', 'onProtocolError', 'onPushMessage', 'flush',
   'submitUnanswered', 'setPushHandler', 'setReading', 'writeNow', 'commandTimedOut', 'scheduleFlush', 'pushHandler',
 ];
+
+/** Routing and pub/sub plumbing that was once public (now symbols of lib/base/internal.ts, or inner objects). */
+const ROUTING_PLUMBING = ['onFailure', 'keyOf', 'blockSlot', 'submitBlock', 'submitToSlot', 'deliver', 'channelMoved', 'refused', 'channelOf', 'changed'];
 
 describe('public surface', function () {
   let ts: typeof import('typescript');
@@ -102,6 +105,19 @@ describe('public surface', function () {
     } finally {
       conn.disconnect();
       await loop.close();
+    }
+  });
+
+  it('no routing or pub/sub plumbing is reachable on a cluster, a shard set or a subscription by a string key', () => {
+    const internalSymbols = new Set<symbol>(Object.values(internal));
+    for (const cls of [redloop.Cluster, redloop.ShardSet, redloop.Subscription]) {
+      for (let proto = cls.prototype; proto !== Object.prototype && proto !== null; proto = Object.getPrototypeOf(proto)) {
+        if (proto.constructor.name === 'EventEmitter') break; // Subscription's base: on(), emit()...
+        for (const name of ROUTING_PLUMBING) expect(Object.getOwnPropertyNames(proto), `${cls.name}: ${name}`).not.to.include(name);
+        for (const key of Object.getOwnPropertySymbols(proto)) {
+          expect(internalSymbols.has(key) || key === Symbol.for('nodejs.util.inspect.custom') || key === Symbol.asyncIterator, `${cls.name}: ${String(key)}`).to.equal(true);
+        }
+      }
     }
   });
 });

@@ -1,9 +1,10 @@
 // Pub/sub on a real Redis Cluster: channels on any node (the cluster broadcasts), sharded
 // channels on the owner of their slot, following a slot migration and a failover by themselves.
 import { expect } from 'chai';
-import { EventLoop, keySlot, type Cluster, type Subscription } from '../lib/index.js';
-import { startCluster, type RedisCluster } from '../harness/index.js';
-import { within } from './reliability/helpers.js';
+import { keySlot, type Cluster, type EventLoop, type Subscription } from '../lib/index.js';
+import type { RedisCluster } from '../harness/index.js';
+import { expectQuietLoopClose, waitUntil, within } from './support/helpers.js';
+import { clusterAndLoopPerTest } from './support/fixtures.js';
 
 function nextMessage(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {
   return within(new Promise<unknown[]>((resolve) => sub.once(event, (...args: unknown[]) => resolve(args))), ms, `'${event}' on the subscription`);
@@ -14,28 +15,11 @@ describe('pub/sub on a cluster', function () {
   let cluster: RedisCluster;
   let loop: EventLoop;
   let c: Cluster;
-
-  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
-  after(() => cluster?.stop());
-  beforeEach(async () => {
-    loop = new EventLoop();
-    c = loop.cluster([cluster.seedUrl]);
-    await c.whenReady();
-  });
-  afterEach(async () => { await loop.close(); });
+  clusterAndLoopPerTest((f) => ({ cluster, loop, c } = f));
 
   it('loop.close() with a subscription still open ends it quietly: close resolves, for await ends, no error', async () => {
     const sub = loop.subscribe(c, ['news'], { patterns: ['n*'], sharded: ['orders:{7}'] });
-    const errors: Error[] = [];
-    sub.on('error', (e: Error) => errors.push(e));
-    loop.on('error', (e: Error) => errors.push(e));
-    await sub.ready;
-    const iterating = (async () => { for await (const _m of sub) { /* none published */ } })();
-    await within(loop.close(), 10_000, 'loop.close()');
-    await within(iterating, 5_000, 'the for await to end');
-    expect(errors.map((e) => e.message)).to.deep.equal([]);
-    expect(sub.isClosed).to.equal(true);
-    expect(sub.connections.every((sc) => sc.state === 'closed')).to.equal(true);
+    await expectQuietLoopClose(loop, sub);
   });
 
   it('SUBSCRIBE on one node hears PUBLISH sent to any master', async () => {
@@ -45,7 +29,7 @@ describe('pub/sub on a cluster', function () {
     sub.on('pmessage', (_p: string, _ch: string, m: string) => got.push(`p:${m}`));
     await sub.ready;
     for (const m of c.masterConnections) await loop.sendCommand(m, 'PUBLISH', 'news', m.address);
-    await within((async () => { while (got.length < 6) await new Promise((r) => setTimeout(r, 10)); })(), 10_000, 'six messages');
+    await waitUntil(() => got.length >= 6, { timeout: 10_000, what: 'six messages' });
     expect(got.filter((m) => !m.startsWith('p:')).sort()).to.deep.equal(c.masterConnections.map((m) => m.address).sort());
     await sub.close();
   });
@@ -75,16 +59,13 @@ describe('pub/sub on a cluster', function () {
     const replica = cluster.replicasOf(await cluster.nodeForSlot(slot))[0]!;
     await cluster.failover(replica);
     // The subscription settles on the promoted node (by SUNSUBSCRIBE, by the new map, or both).
-    await within((async () => {
-      for (;;) {
-        const n = await loop.sendCommand(c, 'SPUBLISH', channel, 'probe');
-        const owners = c.nodes.filter((node) => node.role === 'master' && node.slots.some(([a, b]) => slot >= a && slot <= b));
-        if (n === 1 && owners[0]?.address === replica.address) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })(), 30_000, 'the channel to be subscribed on the promoted node');
+    await waitUntil(async () => {
+      const n = await loop.sendCommand(c, 'SPUBLISH', channel, 'probe');
+      const owners = c.nodes.filter((node) => node.role === 'master' && node.slots.some(([a, b]) => slot >= a && slot <= b));
+      return n === 1 && owners[0]?.address === replica.address;
+    }, { timeout: 30_000, every: 100, what: 'the channel to be subscribed on the promoted node' });
     expect(await loop.sendCommand(c, 'SPUBLISH', channel, 'three')).to.equal(1);
-    await within((async () => { while (!got.includes(`${channel}=three`)) await new Promise((r) => setTimeout(r, 10)); })(), 10_000, 'the message after the failover');
+    await waitUntil(() => got.includes(`${channel}=three`), { timeout: 10_000, what: 'the message after the failover' });
     const mine = got.filter((m) => m.startsWith(channel) && !m.endsWith('probe'));
     expect(mine).to.deep.equal([`${channel}=one`, `${channel}=two`, `${channel}=three`]);
     expect(got.filter((m) => m.startsWith(other))).to.deep.equal([`${other}=o1`, `${other}=o2`]);

@@ -1,9 +1,10 @@
 // Pub/sub on a server: order and binary payloads, events and for await, add/remove, a server
 // killed and restarted under a subscription, backpressure, and ordinary commands alongside.
 import { expect } from 'chai';
-import { EventLoop, Future, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
-import { startRedis, type RedisServer } from '../harness/index.js';
-import { within } from './reliability/helpers.js';
+import { ConfigError, Future, type EventLoop, type Connection, type PubSubMessage, type Subscription } from '../lib/index.js';
+import type { RedisServer } from '../harness/index.js';
+import { expectQuietLoopClose, waitUntil, within } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 function onceEvent(sub: Subscription, event: string, ms = 15_000): Promise<unknown[]> {
   return within(new Promise<unknown[]>((resolve) => sub.once(event, (...args: unknown[]) => resolve(args))), ms, `'${event}' on the subscription`);
@@ -14,14 +15,7 @@ describe('pub/sub on a server', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(() => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false });
 
   it('loop.close() right after subscribe() (nothing confirmed yet): close resolves, ready rejects, nothing thrown', async () => {
     const sub = loop.subscribe(conn, ['news']);
@@ -35,16 +29,7 @@ describe('pub/sub on a server', function () {
 
   it('loop.close() with a subscription still open ends it quietly: close resolves, for await ends, no error', async () => {
     const sub = loop.subscribe(conn, ['news'], { patterns: ['n*'] });
-    const errors: Error[] = [];
-    sub.on('error', (e: Error) => errors.push(e));
-    loop.on('error', (e: Error) => errors.push(e));
-    await sub.ready;
-    const iterating = (async () => { for await (const _m of sub) { /* none published */ } })();
-    await within(loop.close(), 10_000, 'loop.close()');
-    await within(iterating, 5_000, 'the for await to end');
-    expect(errors.map((e) => e.message)).to.deep.equal([]);
-    expect(sub.isClosed).to.equal(true);
-    expect(sub.connections.every((sc) => sc.state === 'closed')).to.equal(true);
+    await expectQuietLoopClose(loop, sub);
   });
 
   it('delivers 100k binary messages in the order they were published', async () => {
@@ -124,7 +109,7 @@ describe('pub/sub on a server', function () {
     await resubscribed;
     expect(await loop.sendCommand(conn, 'PUBLISH', 'k', 'after')).to.equal(1);
     expect(await loop.sendCommand(conn, 'PUBLISH', 'kp.1', 'after-p')).to.equal(1);
-    await within((async () => { while (messages.length < 3) await new Promise((r) => setTimeout(r, 10)); })(), 5000, 'messages after the restart');
+    await waitUntil(() => messages.length >= 3, { timeout: 5000, what: 'messages after the restart' });
     expect(messages).to.deep.equal(['before', 'after', 'after-p']);
     expect(sub.connections[0]!.stats.reconnects).to.be.greaterThan(0);
     await sub.close();
@@ -180,7 +165,7 @@ describe('pub/sub on a server', function () {
       expect(replies[3 * i + 1]).to.equal(1);
       expect(replies[3 * i + 2]).to.equal(String(i));
     }
-    await within((async () => { while (count < 5000) await new Promise((r) => setTimeout(r, 10)); })(), 10_000, 'every message');
+    await waitUntil(() => count >= 5000, { timeout: 10_000, what: 'every message' });
     expect(count).to.equal(5000);
     // The shared command connection never saw a push message: no protocol error, no reconnect.
     expect(conn.stats.reconnects).to.equal(0);
@@ -193,8 +178,8 @@ describe('pub/sub on a server', function () {
     expect(() => loop.subscribe(conn, 'news' as never)).to.throw(TypeError, /must be an array/);
     expect(() => loop.subscribe(conn, [''])).to.throw(TypeError, /empty string/);
     expect(() => loop.subscribe(conn, ['a'], { patterns: 'x' as never })).to.throw(TypeError, /patterns must be an array/);
-    expect(() => loop.subscribe(conn, ['a'], { highWaterMark: 0 })).to.throw(TypeError, /highWaterMark/);
-    expect(() => loop.subscribe(conn, ['a'], { bogus: 1 } as never)).to.throw(TypeError, /unknown option "bogus"/);
+    expect(() => loop.subscribe(conn, ['a'], { highWaterMark: 0 })).to.throw(ConfigError, /highWaterMark/);
+    expect(() => loop.subscribe(conn, ['a'], { bogus: 1 } as never)).to.throw(ConfigError, /unknown option "bogus"/);
     expect(() => loop.subscribe(conn, [Buffer.from([0xff])])).to.throw(TypeError, /returnBuffers: true/);
     expect(() => loop.subscribe({} as never, ['a'])).to.throw(TypeError, /target must be/);
     const sub = loop.subscribe(conn, ['ok']);

@@ -3,9 +3,10 @@
 // the promoted node after a failover, and early ends (break, a failing master) that leave no
 // SCAN in flight.
 import { expect } from 'chai';
-import { EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
-import { startCluster, startRedis, startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
-import { within } from './reliability/helpers.js';
+import { ConfigError, EventLoop, type Cluster, type Connection, type ShardSet } from '../lib/index.js';
+import { startShards, type RedisCluster, type RedisServer } from '../harness/index.js';
+import { within } from './support/helpers.js';
+import { clusterAndLoopPerTest, serverAndLoopPerTest } from './support/fixtures.js';
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -17,15 +18,7 @@ describe('SCAN iterators on a server', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    await server.command('FLUSHALL');
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f));
 
   it('returns every key, with MATCH and TYPE filters, item by item and in batches', async () => {
     const n = 20_000;
@@ -95,10 +88,10 @@ describe('SCAN iterators on a server', function () {
   });
 
   it('rejects bad input with clear errors, and passes server errors on', async () => {
-    expect(() => loop.scan(conn, { count: 0 })).to.throw(TypeError, /count must be a positive integer/);
-    expect(() => loop.scan(conn, { matc: 'x' } as never)).to.throw(TypeError, /unknown option "matc"/);
-    expect(() => loop.scan(conn, { match: 5 } as never)).to.throw(TypeError, /match must be/);
-    expect(() => loop.hscan(conn, 'h', { type: 'hash' } as never)).to.throw(TypeError, /unknown option "type"/);
+    expect(() => loop.scan(conn, { count: 0 })).to.throw(ConfigError, /count must be a positive integer/);
+    expect(() => loop.scan(conn, { matc: 'x' } as never)).to.throw(ConfigError, /unknown option "matc"/);
+    expect(() => loop.scan(conn, { match: 5 } as never)).to.throw(ConfigError, /match must be/);
+    expect(() => loop.hscan(conn, 'h', { type: 'hash' } as never)).to.throw(ConfigError, /unknown option "type"/);
     expect(() => loop.hscan(conn, 5 as never)).to.throw(TypeError, /key must be a string or a Buffer/);
     expect(() => loop.scan({} as never)).to.throw(TypeError, /target must be/);
     await loop.sendCommand(conn, 'SET', 'str', 'v');
@@ -167,16 +160,7 @@ describe('SCAN iterators on a cluster', function () {
   let cluster: RedisCluster;
   let loop: EventLoop;
   let c: Cluster;
-
-  before(async () => { cluster = await startCluster({ masters: 3, replicasPerMaster: 1 }); });
-  after(() => cluster?.stop());
-  beforeEach(async () => {
-    loop = new EventLoop();
-    c = loop.cluster([cluster.seedUrl]);
-    await c.whenReady();
-    await Promise.all(c.masterConnections.map((m) => loop.sendCommand(m, 'FLUSHALL')));
-  });
-  afterEach(async () => { await loop.close(); });
+  clusterAndLoopPerTest((f) => ({ cluster, loop, c } = f), { flush: true });
 
   it('sees every one of 1M keys spread over 3 masters', async () => {
     const n = 1_000_000;
@@ -287,11 +271,11 @@ describe('SCAN iterators on a cluster', function () {
     expect(quiet.masterConnections.map((m) => m.pendingReplies)).to.deep.equal([0, 0, 0]);
   });
 
-  it('refuses a bad parallel with a TypeError naming it (scan only)', () => {
+  it('refuses a bad parallel with a ConfigError naming it (scan only)', () => {
     for (const bad of [0, -1, 1.5, NaN, Infinity, '2', null]) {
-      expect(() => loop.scan(c, { parallel: bad as never }), String(bad)).to.throw(TypeError, /parallel must be a positive integer/);
+      expect(() => loop.scan(c, { parallel: bad as never }), String(bad)).to.throw(ConfigError, /parallel must be a positive integer/);
     }
-    expect(() => loop.hscan(c, 'h', { parallel: 2 } as never)).to.throw(TypeError, /unknown option "parallel"/);
+    expect(() => loop.hscan(c, 'h', { parallel: 2 } as never)).to.throw(ConfigError, /unknown option "parallel"/);
     // More than there are masters means all of them.
     expect(() => loop.scan(c, { parallel: 10 })).to.not.throw();
   });

@@ -5,7 +5,7 @@ import {
   ConnectionClosedError, EventLoop, Future, RoutingError, shardSlotRanges, keySlot, type ShardSet,
 } from '../lib/index.js';
 import { startRedis, startShards, type RedisServer } from '../harness/index.js';
-import { outcome, within } from './reliability/helpers.js';
+import { outcome, within } from './support/helpers.js';
 
 describe('shard sets', function () {
   let servers: RedisServer[];

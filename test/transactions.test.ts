@@ -2,10 +2,11 @@
 // real server: WATCH only on the dedicated connection, retries on abort, clean returns, and a
 // pool that never grows past its limit.
 import { expect } from 'chai';
-import { EventLoop, TransactionRetryError, type Connection } from '../lib/index.js';
+import { ConfigError, TransactionRetryError, type Connection, type EventLoop } from '../lib/index.js';
 import { lendingPool } from '../lib/features/transactions/pool.js';
-import { startRedis, type RedisServer } from '../harness/index.js';
-import { errorOf, outcome, within } from './reliability/helpers.js';
+import type { RedisServer } from '../harness/index.js';
+import { errorOf, outcome, within } from './support/helpers.js';
+import { serverAndLoopPerTest } from './support/fixtures.js';
 
 /** The CLIENT LIST line of the connection whose CLIENT ID is `id`, as a map. */
 async function clientInfo(server: RedisServer, id: number): Promise<Map<string, string>> {
@@ -17,15 +18,7 @@ describe('transactions and lent connections', function () {
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    await server.command('FLUSHALL');
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f));
 
   it('20 concurrent transactions incrementing one balance 50 times each end exactly at 1000; aborts are retried', async () => {
     let runs = 0;
@@ -162,13 +155,13 @@ describe('transactions and lent connections', function () {
     expect(pool.size).to.equal(1);
   });
 
-  it('refuses MULTI/EXEC through tx.send, a bad callback and a bad pool size', async () => {
+  it('refuses MULTI/EXEC through tx.send, a bad callback (TypeError) and a bad pool size (ConfigError)', async () => {
     await loop.transaction(conn, 'k', async (tx) => {
       const err = errorOf(await outcome(tx.send(['MULTI'])));
       expect(err).to.be.instanceOf(TypeError);
       expect(err.message).to.match(/tx\.exec/);
     });
     expect(errorOf(await outcome(loop.transaction(conn, 'k', 'x' as never)))).to.be.instanceOf(TypeError);
-    expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(TypeError);
+    expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(ConfigError);
   });
 });

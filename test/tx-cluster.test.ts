@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { EventLoop, ReplyError, RoutingError, type Cluster } from '../lib/index.js';
 import { startCluster, type RedisCluster } from '../harness/index.js';
-import { errorOf, outcome } from './reliability/helpers.js';
+import { errorOf, outcome } from './support/helpers.js';
 
 describe('multi, batch and scripts on a cluster', function () {
   let cluster: RedisCluster;

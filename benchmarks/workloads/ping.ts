@@ -113,12 +113,14 @@ export const pingPypredis: Workload = {
 
 /** redloop on one connection: each window of PINGs sent, then awaited with `wait`. */
 function redloopWindows(
-  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser',
+  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser' | 'redloop-resp2',
   wait: (futures: Future<string>[]) => Promise<unknown[]>,
   fastPath = true,
 ) {
+  // redis-parser knows no RESP3; the RESP2 row is the same loop over protocol: 2.
+  const protocol = id === 'redloop-redis-parser' || id === 'redloop-resp2' ? 2 : 3;
   return contestant(id, async (ctx) => {
-    const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
+    const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1), { protocol });
     const conn = conns[0]!;
     return {
       close,
@@ -136,7 +138,7 @@ function redloopWindows(
         return { ops: ctx.count };
       },
     };
-  }, fastPath ? {} : { note: 'the decoder\'s fast path off: what it is worth' });
+  }, fastPath ? (protocol === 2 ? { note: 'protocol: 2, no HELLO: what RESP3 costs' } : {}) : { note: 'the decoder\'s fast path off: what it is worth (RESP2)' });
 }
 
 export const pingWindows: Workload = {
@@ -154,6 +156,7 @@ export const pingWindows: Workload = {
     { description: 'ping windows of 1000: Promise.all >= 6x ioredis auto-pipelining', subject: 'redloop-promise-all', versus: ['ioredis-auto'], min: 6 },
     { description: 'ping windows of 1000: Promise.all >= 0.5x the raw floor', subject: 'redloop-promise-all', versus: ['raw-floor'], min: 0.5 },
     { description: 'ping windows of 1000: for ... await f >= 0.5x the raw floor', subject: 'redloop-await-each', versus: ['raw-floor'], min: 0.5 },
+    { description: 'ping windows of 1000: RESP3 (the default) >= 0.9x RESP2', subject: 'redloop', versus: ['redloop-resp2'], min: 0.9 },
   ],
   contestants: [
     // The same windows awaited the three ways users write it.
@@ -164,6 +167,7 @@ export const pingWindows: Workload = {
       for (let i = 0; i < futures.length; i++) replies[i] = await futures[i];
       return replies;
     }),
+    redloopWindows('redloop-resp2', (futures) => Future.all(futures)),
     redloopWindows('redloop-redis-parser', (futures) => Future.all(futures), false),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));

@@ -34,14 +34,18 @@ export const setget: Workload = {
   unit: 'SET or GET',
   baseline: 'ioredis-auto',
   floor: 'raw-floor',
-  targets: [{ description: 'set/get windows of 1000: redloop >= 4x ioredis auto-pipelining', subject: 'redloop', versus: ['ioredis-auto'], min: 4 }],
+  targets: [
+    { description: 'set/get windows of 1000: redloop >= 4x ioredis auto-pipelining', subject: 'redloop', versus: ['ioredis-auto'], min: 4 },
+    { description: 'set/get windows of 1000: RESP3 (the default) >= 0.9x RESP2', subject: 'redloop', versus: ['redloop-resp2'], min: 0.9 },
+  ],
   async cleanup(endpoints, count) {
     await unlinkKeys(endpoints[0]!, benchKeys(count));
     await unlinkKeys(endpoints[0]!, redisBenchmarkKeys(Math.max(count, REDIS_BENCHMARK_MIN)));
   },
   contestants: [
-    contestant('redloop', async (ctx) => {
-      const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
+    ...(['redloop', 'redloop-resp2'] as const).map((id) =>
+    contestant(id, async (ctx) => {
+      const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1), { protocol: id === 'redloop-resp2' ? 2 : 3 });
       const conn = conns[0]!;
       return {
         close,
@@ -59,7 +63,7 @@ export const setget: Workload = {
           return { ops: ctx.count * OPS_PER_KEY };
         },
       };
-    }),
+    }, id === 'redloop-resp2' ? { note: 'protocol: 2, no HELLO: what RESP3 costs' } : {})),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
       const conn = conns[0]!;

@@ -46,8 +46,9 @@ export const sunion: Workload = {
     await Promise.all(endpoints.map((e) => unlinkKeys(e, ['set1', 'set2'])));
   },
   contestants: [
-    contestant('redloop', async (ctx) => {
-      const { loop, conns, close } = await openRedloop(ctx.endpoints);
+    ...(['redloop', 'redloop-resp2'] as const).map((id) =>
+    contestant(id, async (ctx) => {
+      const { loop, conns, close } = await openRedloop(ctx.endpoints, { protocol: id === 'redloop-resp2' ? 2 : 3 });
       return {
         close,
         run: async () => {
@@ -58,9 +59,9 @@ export const sunion: Workload = {
           return { ops: n };
         },
       };
-    }),
+    }, id === 'redloop-resp2' ? { note: 'protocol: 2, no HELLO: what RESP3 costs' } : {})),
     contestant('redloop-redis-parser', async (ctx) => {
-      const { loop, conns, close } = await openRedloop(ctx.endpoints);
+      const { loop, conns, close } = await openRedloop(ctx.endpoints, { protocol: 2 }); // redis-parser knows no RESP3
       return {
         close,
         run: async () => {

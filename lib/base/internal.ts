@@ -15,9 +15,24 @@ export const kSetPushHandler: unique symbol = Symbol('redloop.setPushHandler');
 export const kSetReading: unique symbol = Symbol('redloop.setReading');
 /** Connection: writes what is queued now, not at the tick's end (SCAN's next call, sent early). */
 export const kWriteNow: unique symbol = Symbol('redloop.writeNow');
+/**
+ * Connection: `conn[kAddPushListener](listener)` hears every RESP3 push frame (`>`) that no
+ * push-mode handler takes (invalidations, for the client-side cache); returns its remover.
+ */
+export const kAddPushListener: unique symbol = Symbol('redloop.addPushListener');
 /** CommandTarget: a command sent with its own timeout timed out (resetOnTimeout applies). */
 export const kCommandTimedOut: unique symbol = Symbol('redloop.commandTimedOut');
 /** EventLoop: opens a connection for a layer, with a ConnectionObserver told of that connection's lifecycle only. */
 export const kConnect: unique symbol = Symbol('redloop.connect');
 /** ConnectionOwner: flush this connection at the end of the tick (with every other dirty one). */
 export const kScheduleFlush: unique symbol = Symbol('redloop.scheduleFlush');
+/** SlotRouter: the index of a command's first key when it has one place, or why not (massInsert). */
+export const kKeyOf: unique symbol = Symbol('redloop.keyOf');
+/** SlotRouter: the one slot of a MULTI block's keys, or the RoutingError that says why not. */
+export const kBlockSlot: unique symbol = Symbol('redloop.blockSlot');
+/** SlotRouter: submits a checked MULTI block, whole, to the owner of its slot. */
+export const kSubmitBlock: unique symbol = Symbol('redloop.submitBlock');
+/** SlotRouter: sends a command of a known slot again (one that came back redirected or unwritten). */
+export const kSubmitToSlot: unique symbol = Symbol('redloop.submitToSlot');
+/** Cluster: watches the slot map (pub/sub's sharded channels follow it); returns the function that stops watching. */
+export const kWatchTopology: unique symbol = Symbol('redloop.watchTopology');

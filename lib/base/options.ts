@@ -102,6 +102,18 @@ export interface ConnectionOptions {
   keepAlive?: number | false | undefined;
   /** Send READONLY after connecting, to read from a Redis Cluster replica. Default false. */
   readOnly?: boolean | undefined;
+  /**
+   * RESP version: 3 (default) says `HELLO 3` in the handshake and falls back to RESP2 silently
+   * when the server does not know HELLO (Redis < 6); 2 never says HELLO. Replies have the same
+   * shapes either way unless `resp3` is on (see docs/resp3.md).
+   */
+  protocol?: 2 | 3 | undefined;
+  /**
+   * Decode RESP3 types natively: Map for maps, Set for sets, number for doubles, boolean,
+   * bigint for big numbers (see docs/resp3.md). Default false: replies keep their RESP2 shapes.
+   * Needs protocol 3; on a server that fell back to RESP2 replies are what RESP2 sends.
+   */
+  resp3?: boolean | undefined;
 }
 
 /** The reconnect policy in force: every field set (not Required<>, which keeps `| undefined` under exactOptionalPropertyTypes). */
@@ -128,6 +140,8 @@ export interface ResolvedOptions {
   maxBufferedBytes: number;
   keepAlive: number | false;
   readOnly: boolean;
+  protocol: 2 | 3;
+  resp3: boolean;
 }
 
 export const DEFAULT_RECONNECT: ResolvedReconnect = {
@@ -138,7 +152,7 @@ const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
   name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
   returnBuffers: false, bigInt: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
-  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false,
+  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false, protocol: 3, resp3: false,
 };
 
 const KNOWN = new Set<string>(['url', ...Object.keys(DEFAULTS), 'reconnect']);
@@ -183,7 +197,8 @@ export function parseRedisUrl(url: string): ConnectionOptions {
     if (key === 'db') opts.db = Number(value);
     else if (key === 'name') opts.name = value;
     else if (key === 'connectTimeout' || key === 'commandTimeout') opts[key] = Number(value);
-    else throw new ConfigError(`unknown URL parameter "${key}" (known: db, name, connectTimeout, commandTimeout)`);
+    else if (key === 'protocol') opts.protocol = Number(value) as 2 | 3;
+    else throw new ConfigError(`unknown URL parameter "${key}" (known: db, name, connectTimeout, commandTimeout, protocol)`);
   }
   return opts;
 }
@@ -265,9 +280,11 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
     check(isCount(r[k]) && r[k] > 0, `${k} must be a positive number, got ${String(r[k])}`);
   }
   check(r.keepAlive === false || isCount(r.keepAlive), 'keepAlive must be a number of ms or false');
-  for (const k of ['resetOnTimeout', 'returnBuffers', 'bigInt', 'offlineQueue', 'readOnly'] as const) {
+  for (const k of ['resetOnTimeout', 'returnBuffers', 'bigInt', 'offlineQueue', 'readOnly', 'resp3'] as const) {
     check(typeof r[k] === 'boolean', `${k} must be a boolean`);
   }
+  check(r.protocol === 2 || r.protocol === 3, `protocol must be 2 or 3 (RESP2 or RESP3), got ${String(r.protocol).slice(0, 32)}`);
+  check(!(r.resp3 && r.protocol === 2), 'resp3: true needs protocol 3 (native RESP3 types cannot come over RESP2)');
 
   const tlsGiven = merged.tls;
   if (tlsGiven === true) r.tls = {};

@@ -13,6 +13,16 @@ export interface ReplySink {
    * the connection's `bigInt` option decides.
    */
   readonly bigInt?: boolean | undefined;
+  /**
+   * Whether this reply's RESP3 types come back native (Map, Set, number, boolean, bigint...)
+   * instead of in the shapes RESP2 gives them; when absent the connection's `resp3` option decides.
+   */
+  readonly resp3?: boolean | undefined;
+  /**
+   * For a MULTI block's sink: the names of its commands, so that their replies inside EXEC's
+   * take their RESP2 shapes as a lone command's would (see protocol/resp2-shapes.ts).
+   */
+  readonly blockNames?: readonly string[] | undefined;
   /** Absolute time (ms since epoch) after which the command times out; 0 for none. */
   deadline: number;
   /** True once the sink has an outcome; a later reply for it is read and dropped. */
@@ -26,4 +36,24 @@ export interface ReplySink {
    * otherwise. Lets a sink send its next command early (SCAN's cursor). Futures have none.
    */
   onReplyHead?(first: unknown): void;
+}
+
+/**
+ * A sink that stands between a connection's FIFO and another sink (a cluster following a
+ * MOVED, a split command's part, a script turning NOSCRIPT into EVAL) and passes on everything
+ * the connection reads from a sink. Every wrapper extends this, so none forgets one: a wrapper
+ * that did not pass `bigInt` on once lost a per-command option.
+ */
+export abstract class ForwardingSink implements ReplySink {
+  constructor(readonly user: ReplySink) {}
+  get command(): string { return this.user.command; }
+  get returnBuffers(): boolean { return this.user.returnBuffers; }
+  get bigInt(): boolean | undefined { return this.user.bigInt; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
+  get blockNames(): readonly string[] | undefined { return this.user.blockNames; }
+  get deadline(): number { return this.user.deadline; }
+  set deadline(ms: number) { this.user.deadline = ms; }
+  get settled(): boolean { return this.user.settled; }
+  abstract resolveReply(reply: unknown): void;
+  abstract rejectReply(err: Error): void;
 }

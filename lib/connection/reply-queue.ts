@@ -7,12 +7,18 @@
  * The queue is the decoder's handler: replies go from the decoder to their sink here, with no
  * stop in the Connection (whose public surface therefore has no reply methods a user could call
  * to misalign it). It also keeps the decoder in the mode the head sink wants (returnBuffers,
- * bigInt, peekHead), and in push mode hands what no command waits for to the push handler.
+ * bigInt, resp3, peekHead), and in push mode hands what no command waits for to the push handler.
+ *
+ * RESP3 push frames (`>`) never take a sink's place: the decoder hands them to onPush, and they
+ * go to the push handler (pub/sub's own connection) or else to the push listeners (the cache),
+ * even while replies are pending. Replies of a RESP3 connection get their RESP2 shapes here
+ * (protocol/resp2-shapes.ts) unless their sink asks for native types.
  */
 import Denque from 'denque';
 import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
 import { ProtocolError, ReplyError, TimeoutError } from '../base/errors.js';
+import { toResp2Shape } from '../protocol/resp2-shapes.js';
 
 /**
  * Where a connection in push mode (a pub/sub subscriber's own connection) sends what the
@@ -25,6 +31,9 @@ export interface PushHandler {
   onMessage?(channel: unknown, message: unknown): void;
   onPushError(message: string): void;
 }
+
+/** Hears a RESP3 push frame, in RESP2 shapes (`['invalidate', ['key']]`), with the connection it came on. */
+export type PushListener = (frame: unknown[], conn: unknown) => void;
 
 /** What the queue tells its connection; rare events only (never once per reply). */
 export interface ReplyQueueOwner {
@@ -43,6 +52,12 @@ export class ReplyQueue implements ReplyHandler {
   private modeSwitches = 0;
   /** Push mode: replies with no command waiting for them go here (see setPushHandler). */
   private pushHandler: PushHandler | undefined = undefined;
+  /** Who hears RESP3 push frames no push-mode handler takes (see kAddPushListener). */
+  private pushListeners: PushListener[] = [];
+  /** The connection the push listeners are told about. */
+  pushSource: unknown = undefined;
+  /** Whether replies come in RESP3 (a HELLO 3 was answered): a few need their RESP2 shape back. */
+  resp3Replies = false;
   /** Replies to the handshake still owed: they are not counted in `received`. */
   handshakeLeft = 0;
   /** Replies read, handshake excluded. */
@@ -59,8 +74,10 @@ export class ReplyQueue implements ReplyHandler {
     /** The connection's defaults: replies of sinks that want the same need no mode switch. */
     private readonly returnBuffers: boolean,
     private readonly bigInt: boolean,
+    /** The connection's `resp3` option: native RESP3 types unless a sink says otherwise. */
+    private readonly resp3: boolean = false,
   ) {
-    this.decoder = new ReplyDecoder(this, returnBuffers, bigInt);
+    this.decoder = new ReplyDecoder(this, returnBuffers, bigInt, resp3);
   }
 
   get length(): number {
@@ -110,6 +127,7 @@ export class ReplyQueue implements ReplyHandler {
     this.settledPrefix = 0;
     this.modeSwitches = 0;
     this.handshakeLeft = 0;
+    this.resp3Replies = false; // the next socket starts in RESP2 until its HELLO 3 is answered
     this.decoder.reset();
     this.decodeFor(undefined);
     return all;
@@ -127,8 +145,22 @@ export class ReplyQueue implements ReplyHandler {
     if (this.settledPrefix !== 0) this.settledPrefix--;
     if (this.handshakeLeft === 0) this.received++;
     if (this.fifo.length === 0) this.owner.onEmpty();
+    if (typeof reply === 'object' && reply !== null) {
+      // RESP3: a few commands' replies are nested otherwise than RESP2's (ZRANGE ... WITHSCORES).
+      if (this.resp3Replies && !(sink.resp3 ?? this.resp3)) reply = toResp2Shape(sink.command, reply, sink.blockNames);
+      const name = sink.command;
+      if (name.length === 5 && (name.charCodeAt(0) | 32) === 104 && name.toUpperCase() === 'HELLO') this.noteProtocol(reply);
+    }
     sink.resolveReply(reply);
     if (this.modeSwitches !== 0) this.afterModeSwitchedReply(sink);
+  }
+
+  /** A HELLO's reply (the handshake's or the caller's) says which protocol replies now come in. */
+  private noteProtocol(reply: unknown): void {
+    const entries: unknown[] = reply instanceof Map ? [...reply].flat() : Array.isArray(reply) ? reply : [];
+    for (let i = 0; i + 1 < entries.length; i += 2) {
+      if (String(entries[i]) === 'proto') this.resp3Replies = Number(entries[i + 1]) === 3;
+    }
   }
 
   onErrorReply(message: string): void {
@@ -159,9 +191,33 @@ export class ReplyQueue implements ReplyHandler {
     this.fifo.peekFront()?.onReplyHead?.(first);
   }
 
-  /** From the decoder in push mode: a 'message' push, as onReply would get it but with no array. */
-  onPushMessage(channel: unknown, message: unknown): void {
-    // A pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
+  /** A RESP3 push frame: to the push-mode handler (pub/sub), else to the push listeners (the cache). */
+  onPush(frame: unknown[]): void {
+    if (this.pushHandler !== undefined) {
+      this.pushHandler.onPush(frame);
+      return;
+    }
+    const listeners = this.pushListeners;
+    for (let i = 0; i < listeners.length; i++) listeners[i]!(frame, this.pushSource);
+  }
+
+  /** Registers a hearer of RESP3 push frames; returns the function that removes it. */
+  addPushListener(listener: PushListener): () => void {
+    this.pushListeners = [...this.pushListeners, listener];
+    return () => { this.pushListeners = this.pushListeners.filter((l) => l !== listener); };
+  }
+
+  /**
+   * From the decoder in push mode: a 'message' push, as onReply (RESP2) or onPush (RESP3, `push`)
+   * would get it but with no array.
+   */
+  onPushMessage(channel: unknown, message: unknown, push: boolean): void {
+    if (push) { // RESP3: a push is never a reply
+      if (this.pushHandler?.onMessage !== undefined) this.pushHandler.onMessage(channel, message);
+      else this.onPush([this.decoder.pushReturnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      return;
+    }
+    // RESP2: a pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
     if (this.fifo.length !== 0 || this.pushHandler?.onMessage === undefined) {
       this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
       return;
@@ -182,7 +238,8 @@ export class ReplyQueue implements ReplyHandler {
 
   /** Whether `sink` wants its reply decoded otherwise than the connection's options say. */
   private ownMode(sink: ReplySink): boolean {
-    return sink.returnBuffers !== this.returnBuffers || sink.bigInt !== undefined || sink.onReplyHead !== undefined;
+    return sink.returnBuffers !== this.returnBuffers || sink.bigInt !== undefined || sink.resp3 !== undefined
+      || sink.onReplyHead !== undefined;
   }
 
   /** Puts the decoder in the mode the next pending reply wants. */
@@ -193,8 +250,11 @@ export class ReplyQueue implements ReplyHandler {
 
   /** Decodes the next reply as `sink` wants it (the connection's options when undefined). */
   private decodeFor(sink: ReplySink | undefined): void {
-    this.decoder.returnBuffers = sink === undefined ? this.returnBuffers : sink.returnBuffers;
-    this.decoder.bigInt = sink?.bigInt ?? this.bigInt;
+    this.decoder.setMode(
+      sink === undefined ? this.returnBuffers : sink.returnBuffers,
+      sink?.bigInt ?? this.bigInt,
+      sink?.resp3 ?? this.resp3,
+    );
     this.decoder.peekHead = sink?.onReplyHead !== undefined;
   }
 

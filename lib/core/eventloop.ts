@@ -16,12 +16,14 @@ import { massInsert, type MassInsertOptions, type MassInsertReport, type MassIns
 import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
 import { ShardSet } from '../routing/shards.js';
 import { Sentinel, type SentinelConfig, type SentinelOptions } from '../routing/sentinel/sentinel.js';
+import { checkTarget } from '../routing/targets.js';
 import { subscribe, type Channel, type Subscription, type SubscribeOptions } from '../features/pubsub/pubsub.js';
 import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from '../features/scan/scan.js';
 import { multi, type BlockCommand, type MultiOptions } from '../features/multi.js';
 import { batch } from '../features/batch.js';
 import { script as makeScript, type Script } from '../features/scripts.js';
-import { transaction, withConnection, type LendOptions, type Transaction, type TransactionOptions } from '../features/transactions/pool.js';
+import { withConnection, type LendOptions } from '../features/transactions/pool.js';
+import { transaction, type Transaction, type TransactionOptions } from '../features/transactions/transaction.js';
 import type { Settled } from '../features/batch.js';
 
 /** Options for one command, for `loop.send()`. */
@@ -30,6 +32,12 @@ export interface CommandOptions {
   returnBuffers?: boolean | undefined;
   /** Decode this reply's integers as bigints, exact beyond 2^53 (overrides the connection's setting). */
   bigInt?: boolean | undefined;
+  /**
+   * Decode this reply's RESP3 types natively (Map, Set, number, boolean, bigint; see
+   * docs/resp3.md) instead of in their RESP2 shapes (overrides the connection's setting).
+   * No effect on a connection that speaks RESP2.
+   */
+  resp3?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
 }
@@ -193,21 +201,19 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private checkTarget(target: CommandTarget): Error | undefined {
     if (this.closed) return new ClientStateError('this EventLoop is closed; create a new one');
-    if (target === null || typeof target !== 'object' || typeof target.submit !== 'function') {
-      return new TypeError(`target must be a Connection from loop.connect() (or a cluster/shard set), got ${target === null ? 'null' : typeof target}`);
-    }
-    if (target.loop !== this) return new TypeError('target belongs to another EventLoop');
-    return undefined;
+    return checkTarget(target, this);
   }
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
     for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt)`);
+      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'resp3') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, resp3)`);
     }
-    const { timeout, returnBuffers, bigInt } = options;
+    const { timeout, returnBuffers, bigInt, resp3 } = options;
     if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
     if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
     if (bigInt !== undefined) future.bigInt = bigInt;
+    if (resp3 !== undefined && typeof resp3 !== 'boolean') return new TypeError('resp3 must be a boolean');
+    if (resp3 !== undefined) future.resp3 = resp3;
     if (timeout === undefined || timeout === 0) return undefined;
     if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
       return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);
@@ -241,7 +247,7 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    */
   subscribe(target: CommandTarget, channels: readonly Channel[], options?: SubscribeOptions): Subscription {
     this.assertTarget(target);
-    return subscribe(this as never, target, channels, options);
+    return subscribe(this, target, channels, options);
   }
 
   /**

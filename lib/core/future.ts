@@ -76,6 +76,8 @@ export class Future<T = unknown> extends Promise<T> implements ReplySink {
   declare timer: NodeJS.Timeout | undefined;
   /** Set only for a per-command `bigInt` option; otherwise the connection decides. */
   declare bigInt: boolean | undefined;
+  /** Set only for a per-command `resp3` option; otherwise the connection decides. */
+  declare resp3: boolean | undefined;
   private flags: number;
   /** Pending: the FutureWaiter or the reporter, if any. Settled: the reply or the error. */
   private slot: unknown;
@@ -218,6 +220,7 @@ for (const name of ['resolve', 'reject', 'race', 'allSettled', 'any', 'withResol
 Object.defineProperty(Future.prototype, 'deadline', { configurable: true, writable: true, value: 0 });
 Object.defineProperty(Future.prototype, 'timer', { configurable: true, writable: true, value: undefined });
 Object.defineProperty(Future.prototype, 'bigInt', { configurable: true, writable: true, value: undefined });
+Object.defineProperty(Future.prototype, 'resp3', { configurable: true, writable: true, value: undefined });
 
 /** One Future.all batch: counts settled futures and makes one Promise. */
 class FutureGroup implements GroupWaiter {

@@ -7,16 +7,12 @@
 import type { CommandTarget } from '../connection/target.js';
 import { Future, type GroupWaiter } from '../core/future.js';
 import type { Arg } from '../protocol/encoder.js';
+import type { FeatureLoop } from '../core/loop-port.js';
 
 /** One outcome of loop.batch(): the reply, or the error that command got. */
 export type Settled<T = unknown> = { ok: true; value: T } | { ok: false; error: Error };
 
-/** What batch() needs from the loop: its send(). */
-export interface BatchSender {
-  send(target: CommandTarget, command: readonly [string, ...Arg[]]): PromiseLike<unknown>;
-}
-
-export function batch(sender: BatchSender, target: CommandTarget, commands: ReadonlyArray<readonly [string, ...Arg[]]>): Promise<Settled[]> {
+export function batch(sender: FeatureLoop, target: CommandTarget, commands: ReadonlyArray<readonly [string, ...Arg[]]>): Promise<Settled[]> {
   if (!Array.isArray(commands)) {
     return Promise.reject(new TypeError("batch(): the commands must be an array of commands like [['SET', 'a', 1], ['GET', 'a']]"));
   }

@@ -18,8 +18,9 @@
 import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
 import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
 import { ExecAbortError, isRedirect, ReplyError } from '../base/errors.js';
-import { SlotRouter, type CommandBlock } from '../routing/router.js';
-import { Cluster } from '../routing/cluster/cluster.js';
+import type { CommandBlock } from '../routing/router.js';
+import { kBlockSlot, kSubmitBlock } from '../base/internal.js';
+import { checkTarget, isRouter, targetKind } from '../routing/targets.js';
 import type { CommandTarget } from '../connection/target.js';
 
 /** One command of a block, as for loop.send(): ['INCR', 'counter']. */
@@ -99,6 +100,8 @@ class BlockCollector implements ReplySink {
     return i === 0 ? 'MULTI' : i <= this.block.parts.length ? this.block.names[i - 1]! : 'EXEC';
   }
   get returnBuffers(): boolean { return this.outer.returnBuffers; }
+  get resp3(): boolean | undefined { return this.outer.resp3; }
+  get blockNames(): readonly string[] { return this.block.names; }
   get deadline(): number { return this.outer.deadline; }
   set deadline(ms: number) { this.outer.deadline = ms; }
   get settled(): boolean { return this.done || this.outer.settled; }
@@ -182,15 +185,11 @@ export function encodeBlock(commands: unknown): { parts: Encoded[]; names: strin
  * and rejects with ExecAbortError when a command was refused while queued.
  */
 export function multi(reporter: UnobservedErrorSink & object, target: CommandTarget, commands: readonly BlockCommand[], options?: MultiOptions): Future<unknown[] | null> {
-  const okTarget = target !== null && typeof target === 'object' && typeof target.submit === 'function';
-  const returnBuffers = options?.returnBuffers ?? (okTarget && target.defaultReturnBuffers);
+  const bad = checkTarget(target, reporter, 'multi()');
+  const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
   const future = new Future<unknown[] | null>('MULTI', returnBuffers === true, reporter);
-  if (!okTarget) {
-    future.rejectReply(new TypeError('multi(): target must be a Connection, a cluster or a shard set of this loop'));
-    return future;
-  }
-  if (target.loop !== reporter) {
-    future.rejectReply(new TypeError('multi(): target belongs to another EventLoop'));
+  if (bad !== undefined) {
+    future.rejectReply(bad);
     return future;
   }
   const encoded = encodeBlock(commands);
@@ -199,15 +198,15 @@ export function multi(reporter: UnobservedErrorSink & object, target: CommandTar
     return future;
   }
   if (target.commandTimeout !== 0) future.deadline = Date.now() + target.commandTimeout;
-  if (!(target instanceof SlotRouter)) {
+  if (!isRouter(target)) {
     new MultiBlock(encoded.parts, encoded.names, false).writeTo(target as unknown as { submit(e: Encoded, s: ReplySink): void }, future);
     return future;
   }
-  const block = new MultiBlock(encoded.parts, encoded.names, target instanceof Cluster);
+  const block = new MultiBlock(encoded.parts, encoded.names, targetKind(target) === 'cluster');
   const route = (): void => {
-    const slot = target.blockSlot(commands);
+    const slot = target[kBlockSlot](commands);
     if (typeof slot !== 'number') future.rejectReply(slot);
-    else target.submitBlock(slot, block, future);
+    else target[kSubmitBlock](slot, block, future);
   };
   if (target.canRouteBlocks) route();
   else target.whenReady().then(route, (err: Error) => future.rejectReply(err));

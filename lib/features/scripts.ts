@@ -12,10 +12,12 @@
  * so a slot that moved in between is followed.
  */
 import { createHash } from 'node:crypto';
-import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
+import { Future, type UnobservedErrorSink } from '../core/future.js';
+import { ForwardingSink } from '../base/reply-sink.js';
 import { encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
 import { ReplyError } from '../base/errors.js';
 import type { CommandTarget } from '../connection/target.js';
+import { checkTarget } from '../routing/targets.js';
 
 export interface ScriptRunOptions {
   /** Decode the reply's strings as Buffers (default: the target's setting). */
@@ -23,20 +25,18 @@ export interface ScriptRunOptions {
 }
 
 /** Between the FIFO and the caller: a NOSCRIPT turns into one EVAL of the same call. */
-class ScriptSink implements ReplySink {
+class ScriptSink extends ForwardingSink {
   private retried = false;
   constructor(
     private readonly script: Script,
-    private readonly user: Future<unknown>,
+    user: Future<unknown>,
     private readonly target: CommandTarget,
     /** [sha, numkeys, ...keys, ...args]: argv[0] becomes the source for EVAL. */
     private readonly argv: unknown[],
-  ) {}
-  get command(): string { return this.retried ? 'EVAL' : 'EVALSHA'; }
-  get returnBuffers(): boolean { return this.user.returnBuffers; }
-  get deadline(): number { return this.user.deadline; }
-  set deadline(ms: number) { this.user.deadline = ms; }
-  get settled(): boolean { return this.user.settled; }
+  ) {
+    super(user);
+  }
+  override get command(): string { return this.retried ? 'EVAL' : 'EVALSHA'; }
 
   resolveReply(reply: unknown): void {
     this.user.resolveReply(reply); // errors in a script's table are ReplyErrors already (the decoder)
@@ -71,10 +71,10 @@ export class Script {
    * EVAL if the node does not have it. On a cluster or shard set the keys pick the node.
    */
   run<T = any>(target: CommandTarget, keys: readonly Arg[] = [], args: readonly Arg[] = [], options?: ScriptRunOptions): Future<T> {
-    const okTarget = target !== null && typeof target === 'object' && typeof target.submit === 'function';
-    const future = new Future<T>('EVALSHA', options?.returnBuffers ?? (okTarget && target.defaultReturnBuffers), this.reporter);
-    if (!okTarget || target.loop !== this.reporter) {
-      future.rejectReply(new TypeError('script.run(): target must be a Connection, a cluster or a shard set of the loop that made the script'));
+    const bad = checkTarget(target, this.reporter, 'script.run()');
+    const future = new Future<T>('EVALSHA', options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers), this.reporter);
+    if (bad !== undefined) {
+      future.rejectReply(bad);
       return future;
     }
     if (!Array.isArray(keys) || !Array.isArray(args)) {

@@ -1,5 +1,5 @@
 /**
- * Reply decoder (RESP2). A fast path of our own parses every reply that is in the buffer,
+ * Reply decoder (RESP2 and RESP3). A fast path of our own parses every reply that is in the buffer,
  * and resumes arrays that span socket chunks where they stopped; redis-parser takes the top-level
  * bulk strings too big to fit in a chunk (large GET values), which it assembles from the chunks
  * without copying them more than once.
@@ -7,7 +7,15 @@
  * Why not redis-parser for everything: it decodes every string with a native call (about 70 ns,
  * where 1 to 8 ASCII bytes cost about 17 ns in JS: SUNION's 1500 members, +OK, +PONG), it builds
  * integers in floating point digit by digit (wrong beyond 2^53), and it puts its own error class
- * (not a redloop ReplyError) inside arrays.
+ * (not a redloop ReplyError) inside arrays, and it knows no RESP3.
+ *
+ * RESP3 types cost the RESP2 path nothing: they are tested after `$ * + : -`, and maps and sets
+ * are filled by the same array loop. By default every RESP3 value takes the shape RESP2 gives it
+ * (a map is a flat array, a set an array, a double its text, a boolean 1 or 0, `_` null, a
+ * verbatim string its text, an attribute is dropped); with `resp3` set they are native (Map, Set,
+ * number, boolean, bigint, VerbatimString, AttributedReply: see docs/resp3.md). Push frames (`>`)
+ * never reach onReply: they go to handler.onPush, decoded with the push mode (pushReturnBuffers),
+ * whatever mode the pending reply asked for.
  */
 import RedisParser from 'redis-parser';
 import { ProtocolError } from '../base/errors.js';
@@ -28,8 +36,38 @@ export interface ReplyHandler {
    * string; only called while `pushMessages` is set. Must behave as onReply(['message', channel,
    * message]) would.
    */
-  onPushMessage?(channel: unknown, message: unknown): void;
+  onPushMessage?(channel: unknown, message: unknown, push: boolean): void;
+  /**
+   * A RESP3 push frame (`>`), as an array in RESP2 shapes (`['invalidate', [...keys]]`,
+   * `['message', channel, message]`...). Never a reply: the FIFO of pending replies is untouched.
+   * A handler without it gets push frames through onReply.
+   */
+  onPush?(frame: unknown[]): void;
 }
+
+/** A RESP3 verbatim string (`=`) with `resp3` on: its text, and its format (`txt`, `mkd`). */
+export class VerbatimString extends String {
+  constructor(text: string, readonly format: string) {
+    super(text);
+  }
+}
+
+/**
+ * A value the server sent with a RESP3 attribute (`|`) before it, with `resp3` on: the value at
+ * its place in the reply, and the attribute as a Map. Without `resp3`, attributes are dropped.
+ */
+export class AttributedReply<T = unknown> {
+  constructor(readonly value: T, readonly attributes: Map<unknown, unknown>) {}
+}
+
+/** What a frame on the stack becomes once filled (see ReplyDecoder.specialDepths). */
+const ARRAY = 0;
+const MAP = 1;
+const SET = 2;
+const PUSH = 3;
+const ATTRIBUTE = 4;
+/** Flag on a frame that holds values an attribute came before (resp3 mode). */
+const HAS_ATTRIBUTES = 8;
 
 /** `*3\r\n$7\r\nmessage\r\n`: the head of every pub/sub message push. */
 const MESSAGE_HEAD = Buffer.from('*3\r\n$7\r\nmessage\r\n', 'latin1');
@@ -45,6 +83,8 @@ const EXACT_DIGITS = 15;
 const INCOMPLETE: unique symbol = Symbol('incomplete');
 const OPENED: unique symbol = Symbol('array opened');
 const FAILED: unique symbol = Symbol('not RESP');
+/** The element was handled in place (a top-level blob error): nothing to store or deliver. */
+const HANDLED: unique symbol = Symbol('handled');
 type Parsed = unknown;
 
 // Strings of 2 to 4 ASCII bytes (small numbers, OK, PONG, short fields) come from a cache, so a
@@ -119,8 +159,12 @@ export class ReplyDecoder {
   returnBuffers: boolean;
   /** Whether integer replies parsed next come back as bigints (exact) instead of numbers. */
   bigInt: boolean;
+  /** Whether RESP3 types of the replies parsed next come back native (Map, Set...) instead of in RESP2 shapes. */
+  resp3 = false;
   /** Whether the next top-level array's first element goes to handler.onReplyHead early. */
   peekHead = false;
+  /** How push frames decode their strings (the connection's own setting, not the pending reply's). */
+  pushReturnBuffers = false;
 
   private readonly handler: ReplyHandler;
   /** The buffer being parsed, and where. */
@@ -129,6 +173,22 @@ export class ReplyDecoder {
   /** Arrays being filled, outermost first, and the next index of each. */
   private readonly arrays: unknown[][] = [];
   private readonly indexes: number[] = [];
+  /**
+   * The open frames that are not plain arrays (MAP, SET, PUSH, ATTRIBUTE, or flagged
+   * HAS_ATTRIBUTES): their depths (increasing) and kinds. Plain arrays, all of RESP2 and most of
+   * RESP3, are not in it, so opening and closing them costs what it did before RESP3.
+   */
+  private readonly specialDepths: number[] = [];
+  private readonly specialKinds: number[] = [];
+  /** The reply mode while a push frame is being read in the push mode (see setMode). */
+  private inPush = false;
+  private replyReturnBuffers = false;
+  private replyBigInt = false;
+  private replyResp3 = false;
+  /** resp3 mode: an attribute read at top level, for the next top-level reply. */
+  private topAttributes: Map<unknown, unknown> | undefined = undefined;
+  /** resp3 mode: values inside open frames that an attribute came before. */
+  private attributed: Array<{ array: unknown[]; index: number; attributes: Map<unknown, unknown> }> = [];
   /** An element cut by the end of a chunk (its first bytes), and the chunks that came after. */
   private tail: Buffer[] = [];
   private tailBytes = 0;
@@ -149,10 +209,25 @@ export class ReplyDecoder {
   private channelBytes: Buffer | undefined = undefined;
   private channelText = '';
 
-  constructor(handler: ReplyHandler, returnBuffers = false, bigInt = false) {
+  constructor(handler: ReplyHandler, returnBuffers = false, bigInt = false, resp3 = false) {
     this.handler = handler;
+    this.returnBuffers = this.replyReturnBuffers = this.pushReturnBuffers = returnBuffers;
+    this.bigInt = this.replyBigInt = bigInt;
+    this.resp3 = this.replyResp3 = resp3;
+  }
+
+  /**
+   * How the next replies decode. While a push frame is being read (it may span chunks) it keeps
+   * the push mode, and the new mode applies from the next reply on.
+   */
+  setMode(returnBuffers: boolean, bigInt: boolean, resp3: boolean): void {
+    this.replyReturnBuffers = returnBuffers;
+    this.replyBigInt = bigInt;
+    this.replyResp3 = resp3;
+    if (this.inPush) return;
     this.returnBuffers = returnBuffers;
     this.bigInt = bigInt;
+    this.resp3 = resp3;
   }
 
   /** Feeds one chunk from the socket; replies are delivered synchronously, in order. */
@@ -227,6 +302,7 @@ export class ReplyDecoder {
             return;
           }
           if (value === OPENED) break;
+          if (value === HANDLED) continue; // an empty attribute
           array[i++] = value;
         }
         if (i < n) {
@@ -235,11 +311,22 @@ export class ReplyDecoder {
         }
         arrays.pop();
         indexes.pop();
+        let value: unknown = array;
+        const specials = this.specialDepths;
+        if (specials.length !== 0 && specials[specials.length - 1] === depth) {
+          specials.pop();
+          value = this.close(this.specialKinds.pop()!, array, depth);
+          if (value === HANDLED) {
+            if (this.buf !== buf) return; // reset by the handler
+            continue;
+          }
+        }
         if (depth > 1) {
-          arrays[depth - 2]![indexes[depth - 2]!++] = array;
+          arrays[depth - 2]![indexes[depth - 2]!++] = value;
           continue;
         }
-        handler.onReply(array);
+        if (this.topAttributes !== undefined) value = this.attribute(value);
+        handler.onReply(value);
         if (this.buf !== buf) return; // reset by the handler
         continue;
       }
@@ -255,11 +342,12 @@ export class ReplyDecoder {
           return;
         }
         this.pos = end + 2;
+        this.topAttributes = undefined;
         handler.onErrorReply(buf.toString('utf8', start + 1, end));
         if (this.buf !== buf) return;
         continue;
       }
-      if (this.pushMessages && buf[start] === 42 && this.pushMessage(buf, start)) {
+      if (this.pushMessages && (buf[start] === 42 || buf[start] === 62) && this.pushMessage(buf, start)) {
         if (this.buf !== buf) return;
         continue;
       }
@@ -274,15 +362,87 @@ export class ReplyDecoder {
         return;
       }
       if (value === OPENED) {
-        if (this.peekHead) {
+        if (this.peekHead && !this.inPush) {
           this.peekFirst(buf);
           if (this.buf !== buf) return;
         }
         continue;
       }
-      handler.onReply(value);
+      if (value === HANDLED) {
+        if (this.buf !== buf) return;
+        continue;
+      }
+      handler.onReply(this.topAttributes === undefined ? value : this.attribute(value));
       if (this.buf !== buf) return;
     }
+  }
+
+  /**
+   * A filled frame that is not a plain array: its value, or HANDLED when it is no value of its
+   * parent (a push, delivered to onPush; an attribute, kept for the value it comes before).
+   */
+  private close(kind: number, array: unknown[], depth: number): unknown {
+    if ((kind & HAS_ATTRIBUTES) !== 0) {
+      const attributed = this.attributed;
+      for (let i = 0; i < attributed.length;) {
+        const a = attributed[i]!;
+        if (a.array !== array) { i++; continue; }
+        array[a.index] = new AttributedReply(array[a.index], a.attributes);
+        attributed.splice(i, 1);
+      }
+      kind &= ~HAS_ATTRIBUTES;
+    }
+    switch (kind) {
+      case MAP: return toMap(array);
+      case SET: return new Set(array);
+      case PUSH:
+        this.endPush();
+        if (this.handler.onPush !== undefined) this.handler.onPush(array);
+        else this.handler.onReply(array);
+        return HANDLED;
+      case ATTRIBUTE: {
+        if (!this.resp3) return HANDLED; // RESP2 shapes: the server's extra data is dropped
+        const attributes = toMap(array);
+        if (depth === 1) {
+          this.topAttributes = attributes;
+        } else {
+          const parent = this.arrays[depth - 2]!;
+          const specials = this.specialDepths;
+          const last = specials.length - 1;
+          if (last >= 0 && specials[last] === depth - 1) {
+            this.specialKinds[last] = this.specialKinds[last]! | HAS_ATTRIBUTES;
+          } else {
+            specials.push(depth - 1);
+            this.specialKinds.push(ARRAY | HAS_ATTRIBUTES);
+          }
+          this.attributed.push({ array: parent, index: this.indexes[depth - 2]!, attributes });
+        }
+        return HANDLED;
+      }
+      default: return array;
+    }
+  }
+
+  /** The next top-level reply, with the attribute read before it. */
+  private attribute(value: unknown): unknown {
+    const attributes = this.topAttributes!;
+    this.topAttributes = undefined;
+    return new AttributedReply(value, attributes);
+  }
+
+  /** A top-level push frame opens: decoded in the push mode until it closes. */
+  private startPush(): void {
+    this.inPush = true;
+    this.returnBuffers = this.pushReturnBuffers;
+    this.bigInt = false;
+    this.resp3 = false;
+  }
+
+  private endPush(): void {
+    this.inPush = false;
+    this.returnBuffers = this.replyReturnBuffers;
+    this.bigInt = this.replyBigInt;
+    this.resp3 = this.replyResp3;
   }
 
   /**
@@ -325,10 +485,11 @@ export class ReplyDecoder {
     const messageEnd = messageFrom + size;
     if (p >= len || messageEnd + 2 > len) return false;
     this.pos = messageEnd + 2;
-    if (this.returnBuffers) {
-      this.handler.onPushMessage!(buf.subarray(channelFrom, channelEnd), buf.subarray(messageFrom, messageEnd));
+    const push = buf[start] === 62;
+    if (push ? this.pushReturnBuffers : this.returnBuffers) {
+      this.handler.onPushMessage!(buf.subarray(channelFrom, channelEnd), buf.subarray(messageFrom, messageEnd), push);
     } else {
-      this.handler.onPushMessage!(this.channel(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd));
+      this.handler.onPushMessage!(this.channel(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd), push);
     }
     return true;
   }
@@ -425,6 +586,120 @@ export class ReplyDecoder {
       if (digits <= EXACT_DIGITS) return negative ? 0 - n : n;
       return Number(buf.toString('latin1', start + 1, p)); // correctly rounded: the nearest double
     }
+    return this.resp3Element(buf, start, type);
+  }
+
+  /** The RESP3 types (after the RESP2 ones, so that these cost RESP2 replies nothing). */
+  private resp3Element(buf: Buffer, start: number, type: number): Parsed {
+    const len = buf.length;
+    let p = start + 1;
+    switch (type) {
+      case 37: // '%' map
+      case 126: // '~' set
+      case 62: // '>' push
+      case 124: { // '|' attribute
+        let count = 0;
+        let c = 0;
+        if (buf[p] === 45) { // no RESP3 server sends a null aggregate; read one as null
+          const end = lineEnd(buf, p);
+          if (end === -1 || end + 1 >= len) return INCOMPLETE;
+          this.pos = end + 2;
+          return null;
+        }
+        while (p < len && (c = buf[p]!) !== 13) {
+          if (c < 48 || c > 57) break;
+          count = count * 10 + c - 48;
+          p++;
+        }
+        if (p < len && c !== 13) break; // not a length: not RESP
+        if (p + 1 >= len) return INCOMPLETE;
+        this.pos = p + 2;
+        const top = this.arrays.length === 0;
+        let kind: number;
+        if (type === 37) {
+          count *= 2;
+          kind = this.resp3 ? MAP : ARRAY;
+        } else if (type === 126) {
+          kind = this.resp3 ? SET : ARRAY;
+        } else if (type === 124) {
+          count *= 2;
+          kind = ATTRIBUTE;
+        } else {
+          kind = top ? PUSH : ARRAY; // pushes are top-level frames; a nested one is an array
+        }
+        if (kind === PUSH) this.startPush();
+        if (count === 0) {
+          if (kind === ARRAY) return [];
+          return this.close(kind, [], this.arrays.length + 1);
+        }
+        this.arrays.push(new Array(count));
+        this.indexes.push(0);
+        if (kind !== ARRAY) {
+          this.specialDepths.push(this.arrays.length);
+          this.specialKinds.push(kind);
+        }
+        return OPENED;
+      }
+      case 44: { // ',' double
+        const end = lineEnd(buf, p);
+        if (end === -1 || end + 1 >= len) return INCOMPLETE;
+        this.pos = end + 2;
+        if (!this.resp3) return this.returnBuffers ? buf.subarray(p, end) : buf.toString('latin1', p, end);
+        return parseDouble(buf.toString('latin1', p, end));
+      }
+      case 35: { // '#' boolean
+        if (p + 3 > len) return INCOMPLETE;
+        this.pos = p + 3;
+        const yes = buf[p] === 116; // 't'
+        if (this.resp3) return yes;
+        return this.bigInt ? (yes ? 1n : 0n) : (yes ? 1 : 0);
+      }
+      case 95: // '_' null
+        if (p + 2 > len) return INCOMPLETE;
+        this.pos = p + 2;
+        return null;
+      case 40: { // '(' big number
+        const end = lineEnd(buf, p);
+        if (end === -1 || end + 1 >= len) return INCOMPLETE;
+        this.pos = end + 2;
+        if (this.resp3) return BigInt(buf.toString('latin1', p, end));
+        return this.returnBuffers ? buf.subarray(p, end) : buf.toString('latin1', p, end);
+      }
+      case 61: // '=' verbatim string
+      case 33: { // '!' blob error
+        let size = 0;
+        let c = 0;
+        while (p < len && (c = buf[p]!) !== 13) {
+          if (c < 48 || c > 57) break;
+          size = size * 10 + c - 48;
+          p++;
+        }
+        if (p < len && c !== 13) break; // not a length: not RESP
+        const from = p + 2;
+        const end = from + size;
+        if (end + 2 > len || p >= len) {
+          this.bulkNeed = p >= len ? 0 : end + 2 - start;
+          return INCOMPLETE;
+        }
+        this.pos = end + 2;
+        if (type === 33) {
+          const message = buf.toString('utf8', from, end);
+          if (this.arrays.length !== 0) return this.handler.nestedError(message);
+          this.topAttributes = undefined;
+          this.handler.onErrorReply(message);
+          return HANDLED;
+        }
+        // "txt:" then the text: RESP2 sends the text alone.
+        const textFrom = size >= 4 && buf[from + 3] === 58 ? from + 4 : from;
+        if (this.returnBuffers) {
+          const bytes = buf.subarray(textFrom, end);
+          if (this.resp3) Object.defineProperty(bytes, 'format', { value: buf.toString('latin1', from, textFrom - 1) });
+          return bytes;
+        }
+        const text = utf8(buf, textFrom, end);
+        return this.resp3 ? new VerbatimString(text, buf.toString('latin1', from, textFrom - 1)) : text;
+      }
+    }
     this.protocolError(buf, start);
     return FAILED;
   }
@@ -436,7 +711,8 @@ export class ReplyDecoder {
     const cut = buf.subarray(start);
     this.tail = [cut];
     this.tailBytes = cut.length;
-    this.need = buf[start] === 36 ? this.bulkNeed : 0;
+    const type = buf[start];
+    this.need = type === 36 || type === 61 || type === 33 ? this.bulkNeed : 0;
     this.bulkNeed = 0;
   }
 
@@ -473,11 +749,33 @@ export class ReplyDecoder {
     this.pos = 0;
     this.arrays.length = 0;
     this.indexes.length = 0;
+    this.specialDepths.length = 0;
+    this.specialKinds.length = 0;
+    if (this.inPush) this.endPush();
+    this.topAttributes = undefined;
+    this.attributed = [];
     this.tail = [];
     this.tailBytes = 0;
     this.need = 0;
     this.bulkNeed = 0;
     this.bigLeft = 0;
     this.parser?.reset();
+  }
+}
+
+/** A map's flat [key, value, ...] as a Map, in the server's order (no `__proto__` trap, any key). */
+function toMap(flat: unknown[]): Map<unknown, unknown> {
+  const map = new Map<unknown, unknown>();
+  for (let i = 0; i < flat.length; i += 2) map.set(flat[i], flat[i + 1]);
+  return map;
+}
+
+/** A RESP3 double's text as a number: `inf`, `-inf` and `nan` included. */
+function parseDouble(text: string): number {
+  switch (text) {
+    case 'inf': return Infinity;
+    case '-inf': return -Infinity;
+    case 'nan': case '-nan': return NaN;
+    default: return Number(text);
   }
 }

@@ -45,8 +45,8 @@ export interface CommandInfo {
   readonly subcommands: Map<string, CommandInfo> | undefined;
 }
 
-/** A RESP2 map (flat [k, v, k, v]) as a lookup. */
-function flatMap(reply: unknown): Map<string, unknown> {
+/** A RESP2 map (flat [k, v, k, v]) as a lookup (COMMAND DOCS/INFO, CLUSTER SHARDS). */
+export function flatMap(reply: unknown): Map<string, unknown> {
   const m = new Map<string, unknown>();
   if (!Array.isArray(reply)) return m;
   for (let i = 0; i + 1 < reply.length; i += 2) m.set(String(reply[i]), reply[i + 1]);

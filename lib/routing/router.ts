@@ -10,6 +10,7 @@ import type { ReplySink } from '../base/reply-sink.js';
 import type { Encoded } from '../protocol/encoder.js';
 import type { CommandTarget } from '../connection/target.js';
 import { RoutingError } from '../base/errors.js';
+import { kBlockSlot, kKeyOf, kSubmitBlock, kSubmitToSlot } from '../base/internal.js';
 import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
 import { keySlot } from './slot.js';
 import { splitBySlot, splitKind } from './split.js';
@@ -71,7 +72,7 @@ export abstract class SlotRouter implements CommandTarget {
    * slot: a cluster follows MOVED / ASK and waits for a new owner under `sink`. For a command
    * that came back from a node's FIFO redirected or unwritten.
    */
-  submitToSlot(slot: number, encoded: Encoded, sink: ReplySink): void {
+  [kSubmitToSlot](slot: number, encoded: Encoded, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError(sink.command));
     else this.sendToSlot(slot, encoded, sink, CommandFlag.Write);
   }
@@ -79,7 +80,7 @@ export abstract class SlotRouter implements CommandTarget {
   /** Sends a block whose keys all hash to `slot` (see submitBlock). */
   protected abstract sendBlockToSlot(slot: number, block: CommandBlock, sink: ReplySink): void;
 
-  /** True once blockSlot() can answer (the command table is known). */
+  /** True once kBlockSlot can answer (the command table is known). */
   get canRouteBlocks(): boolean {
     return this.routable;
   }
@@ -89,7 +90,7 @@ export abstract class SlotRouter implements CommandTarget {
    * anything is written: a RoutingError if they span slots, if the block has no key, or if a
    * command in it would change the connection's state. Only once canRouteBlocks is true.
    */
-  blockSlot(commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
+  [kBlockSlot](commands: ReadonlyArray<ArrayLike<unknown>>): number | RoutingError {
     const table = this.table!;
     let slot = -1;
     for (let c = 0; c < commands.length; c++) {
@@ -114,10 +115,10 @@ export abstract class SlotRouter implements CommandTarget {
   }
 
   /**
-   * @internal Submits a block already checked by blockSlot() to the connection that owns `slot`. This is
+   * Submits a block already checked by kBlockSlot to the connection that owns `slot`. This is
    * the only way MULTI/EXEC pass a router: as one piece, never as separate routed commands.
    */
-  submitBlock(slot: number, block: CommandBlock, sink: ReplySink): void {
+  [kSubmitBlock](slot: number, block: CommandBlock, sink: ReplySink): void {
     if (this.closed) sink.rejectReply(this.closedError('MULTI'));
     else this.sendBlockToSlot(slot, block, sink);
   }
@@ -163,6 +164,11 @@ export abstract class SlotRouter implements CommandTarget {
     return this.parked.length;
   }
 
+  /**
+   * The one error of a closed router, whatever reaches it (a command, a block, whenReady()): a
+   * RoutingError, so that nothing that retries on ClientStateError (a never-written command,
+   * SCAN) waits for a router that will not come back.
+   */
   protected closedError(name: string): Error {
     return new RoutingError(`${name}: this ${this.kind} is closed`);
   }
@@ -226,7 +232,7 @@ export abstract class SlotRouter implements CommandTarget {
    * says why it has no single place (keyless, unknown, refused, cross-slot). Needs the command
    * table: call it after whenReady().
    */
-  keyOf(name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
+  [kKeyOf](name: string, args: ArrayLike<unknown>, from: number): number | RoutingError {
     const table = this.table;
     if (table === undefined) return new RoutingError(`${name}: this ${this.kind} does not know the server's commands yet; await whenReady() first`);
     const info = table.lookup(name, args, from);

@@ -74,7 +74,7 @@ export class ShardSet extends SlotRouter {
   /** Resolves once the command table is known (commands need not wait for it). */
   whenReady(): Promise<void> {
     if (this.table !== undefined) return Promise.resolve();
-    if (this.closed) return Promise.reject(new RoutingError('this shard set is closed'));
+    if (this.closed) return Promise.reject(this.closedError('whenReady()'));
     this.ready ??= pDefer<void>();
     return this.ready.promise;
   }
@@ -142,7 +142,7 @@ export class ShardSet extends SlotRouter {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.rejectParked((name) => this.closedError(name));
-    this.ready?.reject(new RoutingError('this shard set was closed'));
+    this.ready?.reject(this.closedError('whenReady()'));
     this.ready = undefined;
   }
 

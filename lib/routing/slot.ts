@@ -3,6 +3,12 @@
  * modulo 16384). cluster-key-slot hashes byte keys; this file owns the hash-tag rule, because
  * cluster-key-slot 1.1.x disagrees with the server when the first `{` is followed at once by
  * `}`: for `foo{}{bar}` Redis hashes the whole key, cluster-key-slot hashes `}{bar`.
+ *
+ * The CRC16 table here is kept on purpose, for string keys: cluster-key-slot turns each string
+ * into an array of UTF-8 bytes first, and every command of a mass insertion into a cluster or a
+ * shard set is routed through keySlot. Hashing `key:<i>` with cluster-key-slot alone took 1.5x to
+ * 2x the time per key (1M keys: 120-195 ms against 60-160 ms, load 11), about 5% of massInsert's
+ * time per command, and massinsert-shards sits near its 0.8x target.
  */
 import calculateSlot from 'cluster-key-slot';
 

@@ -4,7 +4,7 @@
  * sink (MGET in argument order, MSET 'OK', the others summed). No other command is split:
  * the server could not run it atomically either.
  */
-import type { ReplySink } from '../base/reply-sink.js';
+import { ForwardingSink, type ReplySink } from '../base/reply-sink.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 
 type SplitKind = 'mget' | 'mset' | 'count';
@@ -85,15 +85,12 @@ class SplitMerge {
   }
 }
 
-class SplitPartSink implements ReplySink {
+class SplitPartSink extends ForwardingSink {
   settledHere = false;
-  constructor(private readonly merge: SplitMerge, private readonly positions: readonly number[]) {}
-  get command(): string { return this.merge.sink.command; }
-  get returnBuffers(): boolean { return this.merge.sink.returnBuffers; }
-  get bigInt(): boolean | undefined { return this.merge.sink.bigInt; }
-  get deadline(): number { return this.merge.sink.deadline; }
-  set deadline(ms: number) { this.merge.sink.deadline = ms; }
-  get settled(): boolean { return this.settledHere || this.merge.done || this.merge.sink.settled; }
+  constructor(private readonly merge: SplitMerge, private readonly positions: readonly number[]) {
+    super(merge.sink);
+  }
+  override get settled(): boolean { return this.settledHere || this.merge.done || this.user.settled; }
   resolveReply(reply: unknown): void {
     if (this.settledHere) return;
     this.settledHere = true;

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { ClientStateError, EventLoop, type Future } from '../../lib/index.js';
 import { rawCommand, startRedis, type RedisServer } from '../../harness/index.js';
-import { nextEvent, nextMacrotask, outcome, within } from './helpers.js';
+import { nextEvent, nextMacrotask, outcome, within } from '../support/helpers.js';
 
 const MB = 1024 * 1024;
 

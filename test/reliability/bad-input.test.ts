@@ -5,23 +5,16 @@ import {
   ClientStateError, ConfigError, EventLoop, parseRedisUrl, type Connection, type Future,
 } from '../../lib/index.js';
 import { resolveOptions } from '../../lib/base/options.js';
-import { startRedis, type RedisServer } from '../../harness/index.js';
-import { nextMacrotask, outcome, errorOf } from './helpers.js';
+import type { RedisServer } from '../../harness/index.js';
+import { nextMacrotask, outcome, errorOf } from '../support/helpers.js';
+import { serverAndLoopPerTest } from '../support/fixtures.js';
 
 describe('reliability: bad input', function () {
   this.timeout(20_000);
   let server: RedisServer;
   let loop: EventLoop;
   let conn: Connection;
-
-  before(async () => { server = await startRedis(); });
-  after(async () => { await server.stop(); });
-  beforeEach(async () => {
-    loop = new EventLoop();
-    conn = loop.connect(server.url);
-    await loop.sendCommand(conn, 'PING');
-  });
-  afterEach(async () => { await loop.close(); });
+  serverAndLoopPerTest((f) => ({ server, loop, conn } = f), { flush: false, ready: true });
 
   /** Runs `send`, then checks that the connection wrote nothing more than `good` commands. */
   async function writesOnly(good: number, send: () => Future<unknown>[]): Promise<Array<{ ok: boolean; error?: Error; value?: unknown }>> {
@@ -96,7 +89,7 @@ describe('reliability: bad input', function () {
       expect(messages[4]).to.match(/target belongs to another EventLoop/);
       expect(messages[5]).to.match(/the command must be an array like \['GET', 'key'\], got string/);
       expect(messages[6]).to.match(/command name must be a non-empty string, got undefined/);
-      expect(messages[7]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt\)/);
+      expect(messages[7]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3\)/);
       expect(messages[8]).to.match(/timeout must be a positive number of ms, got -5/);
       expect(messages[9]).to.match(/timeout must be a positive number of ms, got soon/);
       expect(messages[10]).to.match(/returnBuffers must be a boolean/);
@@ -156,7 +149,7 @@ describe('reliability: bad input', function () {
       ['redis://127.0.0.1:6379/abc', /database in URL must be a number \(redis:\/\/host:port\/DB\), got "abc"/],
       ['redis://127.0.0.1:99999', /not a valid Redis URL/],
       ['redis://127.0.0.1:0', /port must be an integer 1\.\.65535, got 0/],
-      ['redis://127.0.0.1?dbx=1', /unknown URL parameter "dbx" \(known: db, name, connectTimeout, commandTimeout\)/],
+      ['redis://127.0.0.1?dbx=1', /unknown URL parameter "dbx" \(known: db, name, connectTimeout, commandTimeout, protocol\)/],
       ['redis://127.0.0.1?db=two', /db must be a non-negative integer, got NaN/],
       ['redis://127.0.0.1?commandTimeout=soon', /commandTimeout must be a non-negative number, got NaN/],
       ['unix://', /unix:\/\/ URL needs a socket path/],

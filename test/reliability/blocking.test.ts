@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { EventLoop, TimeoutError, type Connection, type Future } from '../../lib/index.js';
 import { startRedis, type RedisServer } from '../../harness/index.js';
-import { nextMacrotask, outcome, within } from './helpers.js';
+import { nextMacrotask, outcome, within } from '../support/helpers.js';
 
 describe('reliability: blocking commands', function () {
   this.timeout(20_000);

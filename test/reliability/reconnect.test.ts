@@ -10,7 +10,7 @@ import {
 import { backoffDelay, DEFAULT_RECONNECT } from '../../lib/base/options.js';
 import { rawCommand, rawCommands, startRedis, startShards, type RedisServer } from '../../harness/index.js';
 import { startFakeServer } from '../../harness/fake-server.js';
-import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from './helpers.js';
+import { nextEvent, nextMacrotask, outcome, recordEvents, within, errorOf } from '../support/helpers.js';
 
 const FAST_RECONNECT = { initialDelay: 10, maxDelay: 100, jitter: 0.5 };
 
@@ -257,7 +257,8 @@ describe('reliability: reconnect', function () {
         const queued = loop.sendCommand(conn, 'CLIENT', 'GETNAME');
         const [err] = await nextEvent(loop, 'error', (e, c) => c === conn);
         expect(err).not.to.be.instanceOf(AuthError);
-        expect(err.message).to.match(/CLIENT SETNAME on .* failed for now, will retry: ERR max number of clients reached/);
+        // The name goes with HELLO 3 (SETNAME), the first step the full server refuses.
+        expect(err.message).to.match(/HELLO 3 on .* failed for now, will retry: ERR max number of clients reached/);
         await nextEvent(loop, 'reconnecting', (info, c) => c === conn);
         hog.destroy();
         expect(await within(queued, 5000, 'the queued command')).to.equal('patient');
@@ -281,7 +282,8 @@ describe('reliability: reconnect', function () {
         expect(errors).to.have.length(1); // one for the attempt, not one per handshake step
         expect((errors[0]![1] as Error).message).to.match(/authentication on .* failed for now, will retry: LOADING/);
         expect(fake.connectionCount).to.equal(2);
-        expect(fake.clients[1]!.commands.map((c) => c[0])).to.deep.equal(['AUTH', 'SELECT', 'ECHO']);
+        // HELLO 3 (unknown to the fake server) with SELECT behind it, then the RESP2 handshake.
+        expect(fake.clients[1]!.commands.map((c) => c[0])).to.deep.equal(['HELLO', 'SELECT', 'AUTH', 'SELECT', 'ECHO']);
       } finally {
         loop.disconnect();
         await fake.close();

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { EventLoop, type Connection } from '../../lib/index.js';
 import { startRedis, type RedisServer } from '../../harness/index.js';
-import { outcome, within, errorOf } from './helpers.js';
+import { outcome, within, errorOf } from '../support/helpers.js';
 
 describe('reliability: commands that break one reply per command', function () {
   this.timeout(20_000);

@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { expect } from 'chai';
 import { AuthError, ConfigError, EventLoop, type Future } from '../../lib/index.js';
 import { rawCommand, startRedis, type RedisServer } from '../../harness/index.js';
-import { nextEvent, outcome, recordEvents, within, errorOf } from './helpers.js';
+import { nextEvent, outcome, recordEvents, within, errorOf } from '../support/helpers.js';
 
 const PASSWORD = 'Sup3r-S3cret-Hunter2';
 const WRONG = 'Wr0ng-S3cret-Hunter3';

@@ -18,7 +18,8 @@ import type { CommandTarget } from '../../connection/target.js';
 import { Connection } from '../../connection/connection.js';
 import { kWriteNow } from '../../base/internal.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
-import { isRetryable, ReplyError } from '../../base/errors.js';
+import { ConfigError, isRetryable, ReplyError } from '../../base/errors.js';
+import { followsMoves, hasMasters, hostPort, type MasterSet } from '../../routing/targets.js';
 
 export interface ScanOptions {
   /** Glob-style pattern (SCAN ... MATCH). */
@@ -43,14 +44,6 @@ export interface ScanOptions {
 
 /** The options of hscan/sscan/zscan: one key on one server, so no TYPE filter and no fan-out. */
 export type KeyScanOptions = Omit<ScanOptions, 'type' | 'parallel'>;
-
-/** What a SCAN over many servers needs from a cluster or a shard set. */
-interface FanOutTarget extends CommandTarget {
-  readonly masterConnections: Connection[];
-  whenReady(): Promise<void>;
-  refresh?(): void;
-  readonly nodes?: ReadonlyArray<{ address: string; role: string; slots: Array<[number, number]> }>;
-}
 
 const DEFAULT_COUNT = 1000;
 /** How long a node may stay unreachable before the iteration gives up with its error. */
@@ -114,17 +107,17 @@ function checkOptions(what: string, o: ScanOptions | undefined, keyspace: boolea
   const opts = o ?? {};
   for (const k of Object.keys(opts)) {
     if (k !== 'match' && k !== 'count' && k !== 'returnBuffers' && !(keyspace && (k === 'type' || k === 'parallel'))) {
-      throw new TypeError(`${what}: unknown option "${k}" (known: match, count${keyspace ? ', type, parallel' : ''}, returnBuffers)`);
+      throw new ConfigError(`${what}: unknown option "${k}" (known: match, count${keyspace ? ', type, parallel' : ''}, returnBuffers)`);
     }
   }
   if (opts.parallel !== undefined && (!Number.isInteger(opts.parallel) || opts.parallel < 1)) {
-    throw new TypeError(`${what}: parallel must be a positive integer (masters scanned at once; leave it out for every master), got ${String(opts.parallel)}`);
+    throw new ConfigError(`${what}: parallel must be a positive integer (masters scanned at once; leave it out for every master), got ${String(opts.parallel)}`);
   }
-  if (opts.match !== undefined && (typeof opts.match !== 'string' || opts.match === '')) throw new TypeError(`${what}: match must be a non-empty glob pattern string`);
-  if (opts.type !== undefined && (typeof opts.type !== 'string' || opts.type === '')) throw new TypeError(`${what}: type must be a type name such as 'string' or 'hash'`);
+  if (opts.match !== undefined && (typeof opts.match !== 'string' || opts.match === '')) throw new ConfigError(`${what}: match must be a non-empty glob pattern string`);
+  if (opts.type !== undefined && (typeof opts.type !== 'string' || opts.type === '')) throw new ConfigError(`${what}: type must be a type name such as 'string' or 'hash'`);
   const count = opts.count ?? DEFAULT_COUNT;
-  if (!Number.isInteger(count) || count < 1) throw new TypeError(`${what}: count must be a positive integer, got ${String(opts.count)}`);
-  if (opts.returnBuffers !== undefined && typeof opts.returnBuffers !== 'boolean') throw new TypeError(`${what}: returnBuffers must be a boolean`);
+  if (!Number.isInteger(count) || count < 1) throw new ConfigError(`${what}: count must be a positive integer, got ${String(opts.count)}`);
+  if (opts.returnBuffers !== undefined && typeof opts.returnBuffers !== 'boolean') throw new ConfigError(`${what}: returnBuffers must be a boolean`);
   return { ...opts, count, returnBuffers: opts.returnBuffers ?? false };
 }
 
@@ -269,21 +262,11 @@ async function waitOrGiveUp(err: unknown, since: number, target: CommandTarget, 
   await sleep(RETRY_EVERY_MS, stop);
 }
 
-function isFanOut(target: CommandTarget): target is FanOutTarget {
-  return Array.isArray((target as Partial<FanOutTarget>).masterConnections) && typeof (target as Partial<FanOutTarget>).whenReady === 'function';
-}
-
-/** The address "host:port" of a connection (its address is "host:port/db"). */
-function hostPort(conn: Connection): string {
-  const slash = conn.address.lastIndexOf('/');
-  return slash === -1 ? conn.address : conn.address.slice(0, slash);
-}
-
 /** SCAN over the whole keyspace of a connection, or of every master of a cluster or shard set. */
 export function scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
   const o = checkOptions('scan()', options, true);
   const tail = tailArgs(o);
-  if (!isFanOut(target)) {
+  if (!hasMasters(target)) {
     // One server: a reconnect keeps the cursor valid (it is the same server's keyspace).
     return new ScanIterator(cursorPass(() => target, ['SCAN'], tail, o.returnBuffers, async (err, since) => {
       if ((target as Partial<Connection>).state === 'closed') throw err;
@@ -342,24 +325,27 @@ async function* interleave(passes: ReadonlyArray<() => Pass>, parallel: number, 
  * mid-pass is replaced by the node that owns its first slot in the next map, where its pass
  * restarts at cursor 0 (so its keys already seen may be seen again).
  */
-async function* fanOut(target: FanOutTarget, tail: string[], returnBuffers: boolean, parallel: number | undefined): AsyncGenerator<unknown[], void, undefined> {
+async function* fanOut(target: MasterSet, tail: string[], returnBuffers: boolean, parallel: number | undefined): AsyncGenerator<unknown[], void, undefined> {
   await target.whenReady();
+  // A cluster's map (or a sentinel target's, its master serving every slot) says which node took
+  // a failed master's slots; a shard set's never changes.
+  const cluster = followsMoves(target) ? target : undefined;
   const stop = new AbortController();
   const passes = target.masterConnections.map((first) => {
     // A slot of this master, to find its replacement after a failover (clusters only). Taken
     // now, from the map the iteration starts with, for passes that start later too.
-    const slot = target.nodes?.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
+    const slot = cluster?.nodes.find((n) => n.role === 'master' && n.address === hostPort(first))?.slots[0]?.[0];
     return () => {
       let conn = first;
       return cursorPass(() => conn, ['SCAN'], tail, returnBuffers, async (err, since) => {
         await waitOrGiveUp(err, since, target, stop.signal);
-        if (slot === undefined || target.refresh === undefined) {
+        if (slot === undefined || cluster === undefined) {
           if (conn.state === 'closed') throw err;
           return 'resume';
         }
-        target.refresh();
+        cluster.refresh();
         await sleep(RETRY_EVERY_MS, stop.signal); // let the refresh land
-        const owner = target.nodes?.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
+        const owner = cluster.nodes.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
         const next = owner === undefined ? undefined : target.masterConnections.find((c) => hostPort(c) === owner.address);
         if (next === undefined || next === conn) return 'resume';
         conn = next;

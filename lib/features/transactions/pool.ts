@@ -1,5 +1,5 @@
 /**
- * Lent connections: a small pool per node of dedicated connections, opened with the options of
+ * The lending pool (the Transaction handle is in transaction.ts). Lent connections: a small pool per node of dedicated connections, opened with the options of
  * the target's own connection to that node, for what must not share one: WATCH (its state is the
  * connection's, so on a shared one it would watch for everybody) and blocking commands (they
  * hold up every reply behind them).
@@ -10,21 +10,16 @@
  * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order.
  */
 import type { Connection } from '../../connection/connection.js';
-import { Future, type UnobservedErrorSink } from '../../core/future.js';
-import type { ConnectionOptions } from '../../base/options.js';
+import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ClientStateError, ReplyError, RoutingError, TransactionRetryError } from '../../base/errors.js';
+import { ConfigError, ReplyError, RoutingError } from '../../base/errors.js';
 import { ask } from '../../routing/ask.js';
-import { SlotRouter } from '../../routing/router.js';
+import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 import { currentConnection, isMovingTarget } from '../../connection/current.js';
-import { multi, type BlockCommand } from '../multi.js';
 
-/** What lending needs from the loop (the EventLoop, without importing it). */
-export interface Lender extends UnobservedErrorSink {
-  connect(options: ConnectionOptions): Connection;
-  send<T = any>(target: CommandTarget, command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T>;
-}
+/** What lending needs from the loop: the features' port. */
+export type Lender = FeatureLoop;
 
 export interface LendOptions {
   /**
@@ -34,18 +29,12 @@ export interface LendOptions {
   poolSize?: number;
 }
 
-export interface TransactionOptions extends LendOptions {
-  /** How many times the callback runs while EXEC keeps answering null (a WATCHed key changed). Default 16. */
-  maxAttempts?: number;
-}
-
 const DEFAULT_POOL_SIZE = 4;
-const DEFAULT_MAX_ATTEMPTS = 16;
 /** How long cleaning a returned connection may take before it is destroyed instead. */
 const CLEAN_TIMEOUT_MS = 2000;
 
 /** What a lent connection may have left behind, as far as the lending code can tell. */
-interface LentState {
+export interface LentState {
   watching: boolean;
 }
 
@@ -58,7 +47,8 @@ class NodePool {
   peak = 0;
   private lent = 0;
 
-  constructor(private readonly lender: Lender, private readonly options: ConnectionOptions, readonly limit: number) {}
+  /** `like`: the target's own connection to the node; the pool's are opened like it, but never READONLY. */
+  constructor(private readonly like: Connection, readonly limit: number) {}
 
   acquire(): Promise<Connection> {
     while (this.idle.length !== 0) {
@@ -69,7 +59,7 @@ class NodePool {
     if (this.size < this.limit) {
       let conn: Connection;
       try {
-        conn = this.lender.connect(this.options);
+        conn = openLike(this.like, { readOnly: false });
       } catch (err) {
         return Promise.reject(err);
       }
@@ -110,10 +100,10 @@ function poolFor(lender: Lender, shared: Connection, options: LendOptions | unde
   const o = shared.resolvedOptions;
   const id = `${shared.address}|${o.username ?? ''}|${o.tls ? 'tls' : ''}`;
   const limit = options?.poolSize ?? DEFAULT_POOL_SIZE;
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`poolSize must be a positive integer, got ${String(limit)}`);
+  if (!Number.isInteger(limit) || limit < 1) throw new ConfigError(`poolSize must be a positive integer, got ${String(limit)}`);
   let pool = pools.get(id);
   if (pool === undefined) {
-    pool = new NodePool(lender, { ...o, readOnly: false }, limit);
+    pool = new NodePool(shared, limit);
     pools.set(id, pool);
   }
   return pool;
@@ -127,14 +117,14 @@ export async function lendingPool(lender: Lender, target: CommandTarget, key: Ar
 /** The target's own connection to the node that serves `key`. */
 async function sharedConnection(target: CommandTarget, key: Arg | null): Promise<Connection> {
   if (isMovingTarget(target)) return target[currentConnection](); // a sentinel's master, now
-  if (target instanceof SlotRouter) {
+  const kind = targetKind(target);
+  if (kind === 'cluster' || kind === 'shards') {
     if (key === null || key === undefined) throw new RoutingError('a cluster or shard set needs a key to pick the node to lend a connection of');
-    await target.whenReady();
-    return (target as SlotRouter & { connectionFor(key: Arg): Connection }).connectionFor(key);
+    const router = target as Router;
+    await router.whenReady();
+    return router.connectionFor(key as string | Buffer | number);
   }
-  if (target === null || typeof target !== 'object' || typeof (target as Partial<Connection>).resolvedOptions !== 'object') {
-    throw new TypeError('target must be a Connection, a cluster or a shard set of this loop');
-  }
+  if (kind !== 'connection') throw new TypeError('withConnection()/transaction(): the target must be a Connection, a cluster or a shard set: a lent connection is opened like its own');
   return target as Connection;
 }
 
@@ -153,11 +143,11 @@ async function clean(conn: Connection, discard: boolean): Promise<boolean> {
   }
 }
 
-async function lend<T>(
+export async function lend<T>(
   lender: Lender, target: CommandTarget, key: Arg | null, options: LendOptions | undefined,
   body: (conn: Connection, state: LentState) => Promise<T>, alwaysClean: boolean,
 ): Promise<T> {
-  if (target?.loop !== lender) throw new TypeError('target must be a Connection, a cluster or a shard set of this loop');
+  assertTarget(target, lender);
   const pool = poolFor(lender, await sharedConnection(target, key), options);
   const conn = await pool.acquire();
   const state: LentState = { watching: false };
@@ -181,69 +171,4 @@ async function lend<T>(
 export function withConnection<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (conn: Connection) => T | Promise<T>, options?: LendOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('withConnection(target, key, fn): fn must be a function'));
   return lend(lender, target, key, options, async (conn) => fn(conn), true);
-}
-
-/** The handle a transaction's callback gets: commands on its dedicated connection. */
-export class Transaction {
-  /** Set when exec() answered null in this attempt: the callback runs again. */
-  aborted = false;
-
-  /** @internal */
-  constructor(
-    private readonly lender: Lender,
-    /** The dedicated connection (WATCH lives here and nowhere else). */
-    readonly connection: Connection,
-    /** 1 for the first run of the callback, 2 after one abort, ... */
-    readonly attempt: number,
-    private readonly state: LentState,
-  ) {}
-
-  /** Sends one command on the dedicated connection (WATCH, GET...); MULTI/EXEC go through exec(). */
-  send<T = any>(command: readonly [string, ...Arg[]], options?: { timeout?: number; returnBuffers?: boolean; bigInt?: boolean }): Future<T> {
-    const name = Array.isArray(command) && typeof command[0] === 'string' ? command[0].toUpperCase() : '';
-    if (name === 'MULTI' || name === 'EXEC' || name === 'DISCARD') {
-      const f = new Future<T>(name, false, this.lender);
-      f.rejectReply(new TypeError(`transaction: send ${name} through tx.exec(commands), which writes MULTI ... EXEC as one block`));
-      return f;
-    }
-    if (name === 'WATCH') this.state.watching = true;
-    else if (name === 'UNWATCH') this.state.watching = false;
-    return this.lender.send<T>(this.connection, command, options);
-  }
-
-  /**
-   * MULTI, `commands`, EXEC as one block on the dedicated connection. Resolves to EXEC's
-   * replies, or null when a WATCHed key changed (the transaction then runs the callback again).
-   */
-  exec(commands: readonly BlockCommand[]): Future<unknown[] | null> {
-    const f = multi(this.lender as UnobservedErrorSink & object, this.connection, commands);
-    // EXEC ends every WATCH, whatever it answers; a block that never got written did not.
-    f.then((reply) => {
-      this.state.watching = false;
-      if (reply === null) this.aborted = true;
-    }, (err: Error) => {
-      if (err instanceof ReplyError) this.state.watching = false;
-    });
-    return f;
-  }
-}
-
-/**
- * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`; when
- * its exec() answers null (a WATCHed key changed) `fn` runs again, up to maxAttempts, then
- * TransactionRetryError. Resolves to what the last run of `fn` returned.
- */
-export function transaction<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
-  if (typeof fn !== 'function') return Promise.reject(new TypeError('transaction(target, key, fn): fn must be a function'));
-  const maxAttempts = options?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new TypeError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
-  return lend(lender, target, key, options, async (conn, state) => {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const tx = new Transaction(lender, conn, attempt, state);
-      const result = await fn(tx);
-      if (!tx.aborted) return result;
-      if (conn.state === 'closed') throw new ClientStateError('transaction: its dedicated connection closed');
-    }
-    throw new TransactionRetryError(maxAttempts);
-  }, false);
 }

@@ -2,6 +2,7 @@
  * A cluster's layout as one node reports it: which master owns which slots, and its replicas.
  * From CLUSTER SHARDS (Redis 7+), or CLUSTER SLOTS on older servers.
  */
+import { flatMap } from '../commands.js';
 
 export interface NodeAddress {
   host: string;
@@ -20,12 +21,6 @@ export interface TopologyShard {
   slots: Array<[number, number]>;
   master: TopologyNode;
   replicas: TopologyNode[];
-}
-
-function flatMap(reply: unknown): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) m.set(String(reply[i]), reply[i + 1]);
-  return m;
 }
 
 /**

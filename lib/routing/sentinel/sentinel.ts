@@ -22,7 +22,7 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Connection, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { currentConnection } from '../../connection/current.js';
-import { kSetPushHandler } from '../../base/internal.js';
+import { kSetPushHandler, kWatchTopology } from '../../base/internal.js';
 import { CallbackSink } from '../../connection/callback-sink.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
@@ -220,6 +220,7 @@ export class Sentinel implements CommandTarget {
   private pollTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly topologyWatchers = new Set<() => void>();
   private ready: DeferredPromise<void> | undefined;
   private settleWaiters: Array<() => void> = [];
   private roomWaiters: Array<() => void> = [];
@@ -789,7 +790,7 @@ export class Sentinel implements CommandTarget {
       this.endFailover();
     }
     if (this.closed) return;
-    if (changed || first || replicasChanged) this.owner.emit('topology', this);
+    if (changed || first || replicasChanged) this.topologyChanged();
     this.loadTable();
     this.release();
     this.ready?.resolve();
@@ -914,7 +915,10 @@ export class Sentinel implements CommandTarget {
   private watch(s: SentinelEntry): void {
     if (this.closed) return;
     if (s.watch !== undefined && s.watch.state !== 'closed') return;
-    const conn = this.owner.connect(this.sentinelOptions(s));
+    // RESP2 on purpose: PSUBSCRIBE's one confirmation is then a reply its sink takes (and the
+    // connection owes nothing once it is in), while the events, which no command waits for, go
+    // to the push handler.
+    const conn = this.owner.connect({ ...this.sentinelOptions(s), protocol: 2 });
     s.watch = conn;
     const handler: PushHandler = {
       onPush: (reply) => {
@@ -936,7 +940,8 @@ export class Sentinel implements CommandTarget {
         // One pattern, one confirmation: sent as an answered command, so the connection sees
         // nothing owed once it is in and lets the process exit when nothing else is going on.
         conn.submit(PSUBSCRIBE_ALL, new CallbackSink('PSUBSCRIBE', (err) => {
-          if (err !== null && !this.closed) this.owner.emit('error', new ReplyError(`sentinel ${s.key} refused PSUBSCRIBE: ${err.message}`, 'PSUBSCRIBE'), this);
+          // A lost connection is said by the connection and retried on 'ready'; a refusal is ours to say.
+          if (err instanceof ReplyError && !this.closed) this.owner.emit('error', new ReplyError(`sentinel ${s.key} refused PSUBSCRIBE: ${err.message}`, 'PSUBSCRIBE'), this);
         }));
         // Events may have been missed while it was down.
         if (this.everDiscovered) this.discover();
@@ -1012,6 +1017,19 @@ export class Sentinel implements CommandTarget {
     }
     this.ready?.reject(new ClientStateError(`sentinel target '${this.name}' was closed`));
     this.ready = undefined;
+  }
+
+  /** @internal A feature (pub/sub) hears of every change of master or replicas; returns how to stop. */
+  [kWatchTopology](watcher: () => void): () => void {
+    this.topologyWatchers.add(watcher);
+    return () => this.topologyWatchers.delete(watcher);
+  }
+
+  private topologyChanged(): void {
+    this.owner.emit('topology', this);
+    for (const w of [...this.topologyWatchers]) {
+      try { w(); } catch (err) { queueMicrotask(() => { throw err; }); }
+    }
   }
 
   [inspect.custom](): string {

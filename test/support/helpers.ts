@@ -1,6 +1,7 @@
-// Small helpers shared by the reliability suites: waiting for events and outcomes with a
-// time bound, so that a bug shows up as a clear failure and never as a hung test.
-import type { EventLoop, EventLoopEvents } from '../../lib/index.js';
+// Small helpers shared by the suites: waiting for events, outcomes and conditions with a time
+// bound, so that a bug shows up as a clear failure and never as a hung test.
+import { expect } from 'chai';
+import type { EventLoop, EventLoopEvents, Subscription } from '../../lib/index.js';
 
 /** Rejects with a message naming `what` if `p` does not settle within `ms`. */
 export function within<T>(p: PromiseLike<T>, ms: number, what: string): Promise<T> {
@@ -57,4 +58,39 @@ export function nextMacrotask(): Promise<void> {
 export function errorOf<E extends Error = Error>(o: Outcome<unknown>): E {
   if (o.ok) throw new Error(`expected a rejection, got ${String(o.value)}`);
   return o.error as E;
+}
+
+/** The error `p` rejects with, or null if it resolves (for `expect(await rejection(p)).to...`). */
+export function rejection<E extends Error = Error>(p: PromiseLike<unknown>): Promise<E | null> {
+  return Promise.resolve(p).then(() => null, (e: E) => e);
+}
+
+/**
+ * Polls `condition` every `every` ms (default 10) until it is true; rejects naming `what` after
+ * `timeout` ms (and stops polling). Not a timing assertion: the bound only keeps a bug from
+ * hanging the suite.
+ */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, options: { timeout: number; what: string; every?: number }): Promise<void> {
+  const deadline = Date.now() + options.timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${options.timeout} ms waiting for ${options.what}`);
+    await new Promise((r) => setTimeout(r, options.every ?? 10));
+  }
+}
+
+/**
+ * loop.close() while `sub` is open and iterated by a for await: close resolves, the for await
+ * ends, no error is reported anywhere, and the subscription's connections are closed.
+ */
+export async function expectQuietLoopClose(loop: EventLoop, sub: Subscription): Promise<void> {
+  const errors: Error[] = [];
+  sub.on('error', (e: Error) => errors.push(e));
+  loop.on('error', (e: Error) => errors.push(e));
+  await sub.ready;
+  const iterating = (async () => { for await (const _m of sub) { /* none published */ } })();
+  await within(loop.close(), 10_000, 'loop.close()');
+  await within(iterating, 5_000, 'the for await to end');
+  expect(errors.map((e) => e.message)).to.deep.equal([]);
+  expect(sub.isClosed).to.equal(true);
+  expect(sub.connections.every((sc) => sc.state === 'closed')).to.equal(true);
 }
