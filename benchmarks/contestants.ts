@@ -20,6 +20,7 @@ const META = {
   'redloop-await-each': { label: 'redloop sendCommand + for (f of a) await f', kind: 'redloop' },
   'redloop-redis-parser': { label: 'redloop + Future.all, redis-parser only', kind: 'redloop' },
   'redloop-resp2': { label: 'redloop sendCommand + Future.all, RESP2', kind: 'redloop' },
+  'redloop-traced': { label: 'redloop traced (a subscriber on redloop:command)', kind: 'redloop' },
   'redloop-naive': { label: 'redloop, await each in turn', kind: 'naive' },
   'redloop-sentinel': { label: 'redloop through loop.sentinel()', kind: 'redloop' },
   ioredis: { label: 'ioredis (defaults)', kind: 'peer' },

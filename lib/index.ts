@@ -1,9 +1,15 @@
 // The public surface of redloop.
 export { EventLoop } from './core/eventloop.js';
-export type { CommandOptions, EventLoopEvents, ReconnectingInfo } from './core/eventloop.js';
+export type { CommandOptions, EventLoopEvents, EventLoopOptions, ReconnectingInfo } from './core/eventloop.js';
 export { Connection } from './connection/connection.js';
 export type { ConnectionState, ConnectionStats } from './connection/connection.js';
 export { Future } from './core/future.js';
+export { CHANNELS } from './base/channels.js';
+export type {
+  CacheMessage, CommandMessage, ConnectMessage, ReconnectMessage, RedirectMessage, TargetKind, TopologyMessage,
+  TopologyShardMessage, WriteMessage,
+} from './base/channels.js';
+export type { TraceArgs } from './core/tracing.js';
 export type { ReplySink } from './core/future.js';
 export type { Settled } from './features/batch.js';
 export type { CommandTarget } from './connection/target.js';

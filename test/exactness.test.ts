@@ -211,20 +211,30 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
     }
   });
 
-  it('push mode: message pushes without an array give what the general path gives, whatever the cuts', () => {
+  it('push mode: message pushes without an array give what the general path gives, whatever the cuts (RESP2 arrays and RESP3 pushes)', () => {
+   for (const marker of ['*', '>']) {
     const bulk = (x: string) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`;
-    const push = (...xs: string[]) => `*${xs.length}\r\n${xs.map(bulk).join('')}`;
+    const push = (...xs: string[]) => `${marker}${xs.length}\r\n${xs.map(bulk).join('')}`;
     const long = 'c'.repeat(100);
     const bytes = Buffer.from([
-      '*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n',
+      `${marker}3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n`,
       push('message', 'news', 'a'), push('message', 'news', ''), push('message', 'nexs', 'ü€🚀'),
       push('message', 'news', 'b'), push('pmessage', 'n*', 'news', 'c'), push('message', long, 'd'),
-      push('message', long, 'e'), push('message', 'né', 'f'), push('messagf', 'news', 'g'), '+OK\r\n',
+      push('message', long, 'e'), push('message', 'né', 'f'), push('messagf', 'news', 'g'),
+      push('smessage', 'shard', 'h'), push('smessage', 'shard', ''), push('pmessage', 'n*', 'nexs', 'i'), push('pmessage', long, 'né', 'j'),
+      push('pmessage', 'n*', 'x'), push('smessagf', 'shard', 'k'), push('pmessagf', 'n*', 'news', 'l'), '+OK\r\n',
     ].join(''));
     class PushCollector extends Collector {
+      fast = 0;
       constructor(private readonly buffers: boolean) { super(); }
-      onPushMessage(channel: unknown, message: unknown): void { this.replies.push([this.buffers ? Buffer.from('message') : 'message', channel, message]); }
+      onPushMessage(channel: unknown, message: unknown, _push: boolean, kind: 'message' | 'pmessage' | 'smessage', pattern: unknown): void {
+        this.fast++;
+        const type = this.buffers ? Buffer.from(kind) : kind;
+        this.replies.push(kind === 'pmessage' ? [type, pattern, channel, message] : [type, channel, message]);
+      }
+      onPush(frame: unknown[]): void { this.replies.push(frame); }
     }
+    let fastCalls = 0;
     const run = (cuts: number[], fast: boolean, buffers: boolean) => {
       const c = new PushCollector(buffers);
       const d = new ReplyDecoder(c, buffers, false);
@@ -234,15 +244,20 @@ describe('exactness: the decoder, on a real server\'s bytes cut anywhere', funct
         if (cut > at) d.feed(Buffer.from(bytes.subarray(at, cut)));
         at = Math.max(at, cut);
       }
+      fastCalls = c.fast;
       return buffers ? c.replies.map((r) => Array.isArray(r) ? r.map((x) => Buffer.isBuffer(x) ? `B:${x.toString('latin1')}` : x) : r) : c.replies;
     };
     for (const buffers of [false, true]) {
       const general = run([], false, buffers);
-      expect(general).to.have.length(11);
+      expect(general).to.have.length(18);
       expect(run([], true, buffers)).to.deep.equal(general);
+      // message, smessage and pmessage pushes take the fast path (no array); the 4 malformed ones do not
+      expect(fastCalls).to.equal(12);
       for (let cut = 1; cut < bytes.length; cut++) expect(run([cut], true, buffers), `cut at ${cut}`).to.deep.equal(general);
     }
     expect(run([], true, false).slice(1, 4)).to.deep.equal([['message', 'news', 'a'], ['message', 'news', ''], ['message', 'nexs', 'ü€🚀']]);
+    expect(run([], true, false).slice(10, 14)).to.deep.equal([['smessage', 'shard', 'h'], ['smessage', 'shard', ''], ['pmessage', 'n*', 'nexs', 'i'], ['pmessage', long, 'né', 'j']]);
+   }
   });
 
   it('peekHead: the first string of each top-level array comes once, before its reply, whatever the cuts; replies unchanged', () => {

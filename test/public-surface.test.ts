@@ -14,20 +14,20 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 
 const VALUES = [
-  'AttributedReply', 'AuthError', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
+  'AttributedReply', 'AuthError', 'CHANNELS', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
   'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'ProtocolError', 'RedloopError', 'ReplyError',
   'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'Sentinel', 'ShardSet', 'Subscription', 'TimeoutError',
   'Transaction', 'TransactionRetryError', 'VerbatimString', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];
 
 const TYPES = [
-  'Arg', 'BlockCommand', 'Channel', 'CheckedArgs', 'ClusterNodeInfo', 'ClusterOptions', 'ClusterStats', 'CommandOptions',
-  'CommandTarget', 'ConnectionOptions', 'ConnectionState', 'ConnectionStats', 'Encoded', 'EventLoopEvents', 'FramedBatch',
+  'Arg', 'BlockCommand', 'CacheMessage', 'Channel', 'CheckedArgs', 'ClusterNodeInfo', 'ClusterOptions', 'ClusterStats', 'CommandMessage', 'CommandOptions',
+  'CommandTarget', 'ConnectMessage', 'ConnectionOptions', 'ConnectionState', 'ConnectionStats', 'Encoded', 'EventLoopEvents', 'EventLoopOptions', 'FramedBatch',
   'KeyScanOptions', 'LendOptions', 'MassInsertCommand', 'MassInsertFailure', 'MassInsertOptions', 'MassInsertProgress',
   'MassInsertReport', 'MassInsertSource', 'MultiOptions', 'NodeAddress', 'NotAnArg', 'PubSubMessage', 'ReadFrom',
-  'ReconnectOptions', 'ReconnectingInfo', 'ReplySink', 'ResolvedOptions', 'ResolvedReconnect', 'ScanOptions',
+  'ReconnectMessage', 'ReconnectOptions', 'ReconnectingInfo', 'RedirectMessage', 'ReplySink', 'ResolvedOptions', 'ResolvedReconnect', 'ScanOptions',
   'ScriptRunOptions', 'SentinelConfig', 'SentinelOptions', 'SentinelReadFrom', 'SentinelReplicaInfo', 'SentinelStats',
-  'Settled', 'SubscribeOptions', 'TransactionOptions',
+  'Settled', 'SubscribeOptions', 'TargetKind', 'TopologyMessage', 'TopologyShardMessage', 'TraceArgs', 'TransactionOptions', 'WriteMessage',
 ];
 
 /** What a user may call or read on a Connection (public members of its declaration). */

@@ -117,6 +117,23 @@ describe('shard sets', function () {
     expect(await Future.all(shards.connections.map((c) => loop.sendCommand(c, 'PING')))).to.deep.equal(['PONG', 'PONG', 'PONG']);
   });
 
+  it('sends FUNCTION LOAD / FLUSH and SCRIPT LOAD / FLUSH to every shard, so FCALL and EVALSHA work on every key', async () => {
+    const lib = "#!lua name=shardlib\nredis.register_function('sl_set', function(keys, args) return redis.call('SET', keys[1], args[1]) end)";
+    expect(await loop.sendCommand(shards, 'FUNCTION', 'FLUSH')).to.equal('OK');
+    expect(await loop.sendCommand(shards, 'FUNCTION', 'LOAD', lib)).to.equal('shardlib');
+    const keys = Array.from({ length: 30 }, (_, i) => `fk:${i}`);
+    expect(new Set(keys.map((k) => shards.shardOf(k))).size).to.equal(3);
+    expect(await Promise.all(keys.map((k) => loop.sendCommand(shards, 'FCALL', 'sl_set', 1, k, 'v')))).to.deep.equal(keys.map(() => 'OK'));
+    const sha = await loop.sendCommand(shards, 'SCRIPT', 'LOAD', "return redis.call('GET', KEYS[1])");
+    expect(await Promise.all(keys.map((k) => loop.sendCommand(shards, 'EVALSHA', sha, 1, k)))).to.deep.equal(keys.map(() => 'v'));
+    expect(await loop.sendCommand(shards, 'SCRIPT', 'FLUSH')).to.equal('OK');
+    expect(await loop.sendCommand(shards, 'FUNCTION', 'FLUSH')).to.equal('OK');
+    for (const s of servers) {
+      expect(await s.command('SCRIPT', 'EXISTS', sha as string)).to.deep.equal([0]);
+      expect(await s.command('FUNCTION', 'LIST')).to.deep.equal([]);
+    }
+  });
+
   it('routes commands from the server\'s key specs: EVAL numkeys, XREAD STREAMS, OBJECT subcommands, ZUNIONSTORE', async () => {
     const key = 'script:key';
     expect(await loop.sendCommand(shards, 'EVAL', 'return redis.call("SET", KEYS[1], ARGV[1])', 1, key, 'v')).to.equal('OK');

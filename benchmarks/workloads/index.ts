@@ -12,11 +12,11 @@ import { sunion } from './sunion.js';
 import { pubsubWorkload } from './pubsub.js';
 import { scanWorkload } from './scan.js';
 import { scanClusterWorkload } from './scan-cluster.js';
-import { clusterBatchWorkload, multiWorkload } from './transactions.js';
+import { clusterBatchWorkload, multiWorkload, txContentionWorkload } from './transactions.js';
 
 export const WORKLOADS: readonly Workload[] = [
   pingPypredis, pingWindows, sunion, setget, clusterSetget, sentinelSetget, massInsertWorkload, massInsertClusterWorkload,
-  massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, pubsubWorkload, scanWorkload, scanClusterWorkload,
+  massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, txContentionWorkload, pubsubWorkload, scanWorkload, scanClusterWorkload,
 ];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {

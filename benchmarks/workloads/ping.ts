@@ -9,6 +9,7 @@ import { encodeRepeated, RawPipe } from '../raw.js';
 import { runOnShards, runRedisBenchmark, splitEvenly } from '../redis-benchmark.js';
 import type { Workload } from '../types.js';
 import { checkPipelineResults, expectEvery, fail } from '../verify.js';
+import { traced } from '../traced.js';
 
 const PING = ['PING'];
 const checkPong = (reply: unknown, i: number) => { if (reply !== 'PONG') fail('PING', i, reply, 'PONG'); };
@@ -39,6 +40,20 @@ export const pingPypredis: Workload = {
         },
       };
     }),
+    contestant('redloop-traced', async (ctx) => {
+      const { loop, conns, close } = await openRedloop(ctx.endpoints);
+      return {
+        close,
+        run: () => traced(async () => {
+          const n = ctx.count;
+          const shards = conns.length;
+          const futures = new Array(n);
+          for (let i = 0; i < n; i++) futures[i] = loop.sendCommand(conns[i % shards]!, 'PING');
+          expectEvery(await Future.all(futures), 'PONG', 'PING');
+          return { ops: n };
+        }),
+      };
+    }, { note: 'a subscriber on redloop:command: a duration per command' }),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints);
       return {
@@ -113,32 +128,33 @@ export const pingPypredis: Workload = {
 
 /** redloop on one connection: each window of PINGs sent, then awaited with `wait`. */
 function redloopWindows(
-  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser' | 'redloop-resp2',
+  id: 'redloop' | 'redloop-promise-all' | 'redloop-await-each' | 'redloop-redis-parser' | 'redloop-resp2' | 'redloop-traced',
   wait: (futures: Future<string>[]) => Promise<unknown[]>,
   fastPath = true,
 ) {
   // redis-parser knows no RESP3; the RESP2 row is the same loop over protocol: 2.
   const protocol = id === 'redloop-redis-parser' || id === 'redloop-resp2' ? 2 : 3;
+  const isTraced = id === 'redloop-traced';
   return contestant(id, async (ctx) => {
     const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1), { protocol });
     const conn = conns[0]!;
-    return {
-      close,
-      run: async () => {
-        ReplyDecoder.fastPath = fastPath;
-        try {
-          await inWindows(ctx, async (start, k) => {
-            const futures = new Array<Future<string>>(k);
-            for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
-            expectEvery(await wait(futures), 'PONG', 'PING');
-          });
-        } finally {
-          ReplyDecoder.fastPath = true;
-        }
-        return { ops: ctx.count };
-      },
+    const body = async () => {
+      ReplyDecoder.fastPath = fastPath;
+      try {
+        await inWindows(ctx, async (start, k) => {
+          const futures = new Array<Future<string>>(k);
+          for (let i = 0; i < k; i++) futures[i] = loop.sendCommand(conn, 'PING');
+          expectEvery(await wait(futures), 'PONG', 'PING');
+        });
+      } finally {
+        ReplyDecoder.fastPath = true;
+      }
+      return { ops: ctx.count };
     };
-  }, fastPath ? (protocol === 2 ? { note: 'protocol: 2, no HELLO: what RESP3 costs' } : {}) : { note: 'the decoder\'s fast path off: what it is worth (RESP2)' });
+    return { close, run: isTraced ? () => traced(body) : body };
+  }, isTraced
+    ? { note: 'a subscriber on redloop:command: a duration per command' }
+    : fastPath ? (protocol === 2 ? { note: 'protocol: 2, no HELLO: what RESP3 costs' } : {}) : { note: 'the decoder\'s fast path off: what it is worth (RESP2)' });
 }
 
 export const pingWindows: Workload = {
@@ -169,6 +185,7 @@ export const pingWindows: Workload = {
     }),
     redloopWindows('redloop-resp2', (futures) => Future.all(futures)),
     redloopWindows('redloop-redis-parser', (futures) => Future.all(futures), false),
+    redloopWindows('redloop-traced', (futures) => Future.all(futures)),
     contestant('redloop-naive', async (ctx) => {
       const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
       const conn = conns[0]!;

@@ -5,6 +5,9 @@
 //   (untimed, once per process); redloop loop.batch() (one call, every node in parallel)
 //   against ioredis Cluster pipeline().exec(), which refuses pipelines that span nodes, so it
 //   gets one pipeline per node, all exec()'d in parallel.
+// - tx-contention: 20 callers incrementing one balance with optimistic transactions (WATCH,
+//   GET, MULTI/SET/EXEC, retried until committed); redloop loop.transaction() against ioredis
+//   watch() + multi().exec() with a client per caller. The final balance is checked.
 import { Cluster as IoredisCluster } from 'ioredis';
 import { EventLoop, keySlot } from '../../lib/index.js';
 import { openIoredis, openRedloop } from '../clients.js';
@@ -179,4 +182,90 @@ export const clusterBatchWorkload: Workload = {
   targets: [{ description: 'cluster batch of 1000: redloop >= 3x ioredis Cluster pipelines', subject: 'redloop-batch', versus: ['ioredis-cluster-pipelines'], min: 3 }],
   async fill() { await sharedCluster(); },
   contestants: [redloopBatch, ioredisClusterPipelines],
+};
+
+// ---------------------------------------------------------------- contending transactions
+
+/** Callers that increment one balance at the same time (issue 22). */
+const CALLERS = 20;
+
+function balanceKey(nonce: string): string {
+  return `txc:{${nonce}}`;
+}
+
+/** Runs `callers` loops that together perform `count` increments, each through `increment`. */
+async function contend(count: number, callers: number, increment: (caller: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: callers }, async (_, caller) => {
+    while (next < count) {
+      next++;
+      await increment(caller);
+    }
+  }));
+}
+
+function checkBalance(what: string, got: unknown, count: number): void {
+  if (String(got) !== String(count)) fail(what, count, got, String(count));
+}
+
+const redloopTransactions: Contestant = {
+  id: 'redloop-transaction', label: 'redloop loop.transaction()', kind: 'redloop',
+  note: 'callers of the loop naming the same key take turns: no aborts among them',
+  async open(ctx: RunContext) {
+    const { loop, conns, close } = await openRedloop(ctx.endpoints.slice(0, 1));
+    const conn = conns[0]!;
+    const key = balanceKey(ctx.nonce);
+    return {
+      close,
+      run: async () => {
+        await loop.sendCommand(conn, 'DEL', key);
+        await contend(ctx.count, CALLERS, () => loop.transaction(conn, key, async (tx) => {
+          await tx.send(['WATCH', key]);
+          const n = Number(await tx.send(['GET', key]));
+          return tx.exec([['SET', key, n + 1]]);
+        }).then(() => undefined));
+        checkBalance('balance after the transactions', await loop.sendCommand(conn, 'GET', key), ctx.count);
+        return { ops: ctx.count };
+      },
+    };
+  },
+};
+
+const ioredisWatchMulti: Contestant = {
+  id: 'ioredis-watch-multi', label: 'ioredis watch() + multi().exec(), a client per caller', kind: 'peer',
+  note: 'each caller on a connection of its own (WATCH is per connection), retrying until EXEC succeeds',
+  async open(ctx: RunContext) {
+    const e = ctx.endpoints[0]!;
+    const { clients, close } = await openIoredis(Array.from({ length: CALLERS }, () => e), { autoPipelining: false });
+    const key = balanceKey(ctx.nonce);
+    return {
+      close,
+      run: async () => {
+        await clients[0]!.del(key);
+        await contend(ctx.count, CALLERS, async (caller) => {
+          const client = clients[caller]!;
+          for (;;) {
+            await client.watch(key);
+            const n = Number(await client.get(key));
+            if ((await client.multi().set(key, String(n + 1)).exec()) !== null) return;
+          }
+        });
+        checkBalance('balance after the transactions', await clients[0]!.get(key), ctx.count);
+        return { ops: ctx.count };
+      },
+    };
+  },
+};
+
+export const txContentionWorkload: Workload = {
+  id: 'tx-contention',
+  title: `optimistic transactions: ${CALLERS} callers incrementing one balance`,
+  description: `${CALLERS} callers at once, each increment WATCH + GET + MULTI/SET/EXEC, retried until it commits; the balance checked at the end; ops = increments`,
+  count: 10_000,
+  window: CALLERS,
+  unit: 'increment',
+  baseline: 'ioredis-watch-multi',
+  floor: 'ioredis-watch-multi',
+  targets: [{ description: `${CALLERS} contending callers: redloop transaction() >= 3x ioredis watch+multi`, subject: 'redloop-transaction', versus: ['ioredis-watch-multi'], min: 3 }],
+  contestants: [redloopTransactions, ioredisWatchMulti],
 };

@@ -120,7 +120,7 @@ export class TransactionRetryError extends RedloopError {
   override readonly code: string = 'REDLOOP_TRANSACTION_RETRY';
   readonly attempts: number;
   constructor(attempts: number) {
-    super(`transaction: a WATCHed key changed before EXEC on all ${attempts} attempts (maxAttempts); raise maxAttempts or keep the time between WATCH and EXEC short`);
+    super(`transaction: a writer outside this loop changed a WATCHed key before EXEC on all ${attempts} attempts (maxAttempts); raise maxAttempts or keep the time between WATCH and EXEC short`);
     this.attempts = attempts;
   }
 }

@@ -3,6 +3,8 @@
  * insertion supply their own (to see a MOVED before the user does, or to count replies
  * without allocating anything per command).
  */
+import type { CommandMessage } from './channels.js';
+
 export interface ReplySink {
   /** The command's name, for error messages. */
   readonly command: string;
@@ -36,6 +38,12 @@ export interface ReplySink {
    * otherwise. Lets a sink send its next command early (SCAN's cursor). Futures have none.
    */
   onReplyHead?(first: unknown): void;
+  /**
+   * @internal A traced command's `redloop:command` context (a sink that wraps another passes
+   * its one on): the connection marks it written, and where, when it writes the command.
+   * Read only while that channel has subscribers.
+   */
+  readonly trace?: CommandMessage | undefined;
 }
 
 /**
@@ -54,6 +62,7 @@ export abstract class ForwardingSink implements ReplySink {
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
+  get trace(): CommandMessage | undefined { return this.user.trace; }
   abstract resolveReply(reply: unknown): void;
   abstract rejectReply(err: Error): void;
 }

@@ -20,6 +20,10 @@ import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
 import { warnUnheardError } from '../base/warnings.js';
 import { ReplyQueue, type PushHandler, type PushListener } from './reply-queue.js';
+import {
+  connectChannel, connectEnded, connectStarted, reconnectChannel, reconnectScheduled, tracedWrite, writeObserved,
+} from './tracing.js';
+import type { ConnectMessage } from '../base/channels.js';
 import { WriteBuffer } from './write-buffer.js';
 import { handshakeFailure, handshakeSteps, helloRefused } from './handshake.js';
 import { kAddPushListener, kCommandTimedOut, kFlush, kScheduleFlush, kSetPushHandler, kSetReading, kSubmitUnanswered, kWriteNow } from '../base/internal.js';
@@ -151,6 +155,9 @@ export class Connection implements CommandTarget {
   /** This socket's HELLO 3 was refused: the handshake is done again in RESP2. */
   private helloRefused = false;
 
+  /** The attempt being made, while redloop:connect has subscribers. */
+  private connectTrace: ConnectMessage | undefined;
+
   /** Told of this connection's lifecycle (the layer that opened it), if any. */
   private readonly observer: ConnectionObserver | undefined;
 
@@ -258,8 +265,9 @@ export class Connection implements CommandTarget {
 
   private writeLater(encoded: Encoded, sink: ReplySink): void {
     const replies = this.replies;
-    if (this.writes.add(encoded, replies.length)) this.writeQueued();
+    // The sink first: the sinks of what the write buffer holds are always the tail of the queue.
     replies.push(sink);
+    if (this.writes.add(encoded, replies.length - 1)) this.writeQueued();
     if (!this.holding) this.hold();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -311,7 +319,9 @@ export class Connection implements CommandTarget {
 
   /** Hands the write buffer to the socket: at the tick's end, or when a slice is full. */
   private writeQueued(): void {
-    if (this.writes.write() && this.drainWaiters.length !== 0) this.listenForDrain();
+    // The one check tracing costs a write while nobody listens (docs/tracing.md).
+    const written = writeObserved() ? tracedWrite(this, this.options, this.writes, this.replies) : this.writes.write();
+    if (written && this.drainWaiters.length !== 0) this.listenForDrain();
   }
 
   // ---------------------------------------------------------------- replies
@@ -418,6 +428,7 @@ export class Connection implements CommandTarget {
     const o = this.options;
     this._state = 'connecting';
     this.dropReason = undefined;
+    if (connectChannel.hasSubscribers) this.connectTrace = connectStarted(this, o, this.attempts);
     const socket = o.tls !== undefined
       ? tls.connect({
         ...(o.path !== undefined ? { path: o.path } : { host: o.host, port: o.port }),
@@ -496,6 +507,10 @@ export class Connection implements CommandTarget {
   private onReady(): void {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    if (this.connectTrace !== undefined) {
+      connectEnded(this.connectTrace, undefined);
+      this.connectTrace = undefined;
+    }
     if (this.everReady) this.counters.reconnects++;
     this.everReady = true;
     this.attempts = 0;
@@ -533,6 +548,10 @@ export class Connection implements CommandTarget {
     this.connectTimer = undefined;
     this.counters.bytesWritten += socket.bytesWritten;
     const reason = this.dropReason ?? new Error('the server closed the connection');
+    if (this.connectTrace !== undefined) {
+      connectEnded(this.connectTrace, reason);
+      this.connectTrace = undefined;
+    }
     const wasReady = this._state === 'ready';
     const wasClosed = this._state === 'closed';
     this.replies.handshakeLeft = 0;
@@ -589,6 +608,7 @@ export class Connection implements CommandTarget {
       this.rejectOffline(new ClientStateError(`could not reconnect to ${this.address} after ${this.attempts} attempts (${reason.message})`));
     }
     const delay = backoffDelay(policy, this.attempts);
+    if (reconnectChannel.hasSubscribers) reconnectScheduled(this, this.attempts, delay, reason);
     this.emit('reconnecting', { attempt: this.attempts, delay, error: reason }, this);
     // Nothing else would wake producers waiting for room: the FIFO they waited on is gone.
     if (this.drainWaiters.length !== 0) this.checkDrain();

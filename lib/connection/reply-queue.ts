@@ -15,7 +15,7 @@
  * (protocol/resp2-shapes.ts) unless their sink asks for native types.
  */
 import Denque from 'denque';
-import { ReplyDecoder, type ReplyHandler } from '../protocol/decoder.js';
+import { ReplyDecoder, type PushMessageKind, type ReplyHandler } from '../protocol/decoder.js';
 import type { ReplySink } from '../base/reply-sink.js';
 import { ProtocolError, ReplyError, TimeoutError } from '../base/errors.js';
 import { toResp2Shape } from '../protocol/resp2-shapes.js';
@@ -27,8 +27,11 @@ import { toResp2Shape } from '../protocol/resp2-shapes.js';
  */
 export interface PushHandler {
   onPush(reply: unknown): void;
-  /** A 'message' push, without its array (the decoder's fast path); onPush gets it otherwise. */
-  onMessage?(channel: unknown, message: unknown): void;
+  /**
+   * A 'message', 'pmessage' or 'smessage' push, without its array (the decoder's fast path;
+   * `pattern` for a pmessage); onPush gets it otherwise.
+   */
+  onMessage?(channel: unknown, message: unknown, kind: PushMessageKind, pattern: unknown): void;
   onPushError(message: string): void;
 }
 
@@ -108,6 +111,11 @@ export class ReplyQueue implements ReplyHandler {
     if (last !== undefined && !last.settled) return false;
     for (let i = 0; i < this.fifo.length; i++) if (!this.fifo.peekAt(i)!.settled) return false;
     return true;
+  }
+
+  /** The sink at `index` (0 is the oldest). */
+  at(index: number): ReplySink | undefined {
+    return this.fifo.peekAt(index);
   }
 
   includes(sink: ReplySink): boolean {
@@ -208,21 +216,21 @@ export class ReplyQueue implements ReplyHandler {
   }
 
   /**
-   * From the decoder in push mode: a 'message' push, as onReply (RESP2) or onPush (RESP3, `push`)
-   * would get it but with no array.
+   * From the decoder in push mode: a message, pmessage or smessage push, as onReply (RESP2) or
+   * onPush (RESP3, `push`) would get it but with no array.
    */
-  onPushMessage(channel: unknown, message: unknown, push: boolean): void {
+  onPushMessage(channel: unknown, message: unknown, push: boolean, kind: PushMessageKind, pattern: unknown): void {
     if (push) { // RESP3: a push is never a reply
-      if (this.pushHandler?.onMessage !== undefined) this.pushHandler.onMessage(channel, message);
-      else this.onPush([this.decoder.pushReturnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      if (this.pushHandler?.onMessage !== undefined) this.pushHandler.onMessage(channel, message, kind, pattern);
+      else this.onPush(messageFrame(kind, pattern, channel, message, this.decoder.pushReturnBuffers));
       return;
     }
     // RESP2: a pending sink (handshake, QUIT) takes the next reply whatever it is, as before.
     if (this.fifo.length !== 0 || this.pushHandler?.onMessage === undefined) {
-      this.onReply([this.decoder.returnBuffers ? Buffer.from('message') : 'message', channel, message]);
+      this.onReply(messageFrame(kind, pattern, channel, message, this.decoder.returnBuffers));
       return;
     }
-    this.pushHandler.onMessage(channel, message);
+    this.pushHandler.onMessage(channel, message, kind, pattern);
   }
 
   // ---------------------------------------------------------------- modes
@@ -283,4 +291,10 @@ export class ReplyQueue implements ReplyHandler {
     this.nextDeadline = next;
     return expired;
   }
+}
+
+/** A message push as the general path decodes it: [kind, pattern?, channel, message]. */
+function messageFrame(kind: PushMessageKind, pattern: unknown, channel: unknown, message: unknown, buffers: boolean): unknown[] {
+  const type = buffers ? Buffer.from(kind) : kind;
+  return kind === 'pmessage' ? [type, pattern, channel, message] : [type, channel, message];
 }

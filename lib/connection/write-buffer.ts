@@ -34,6 +34,23 @@ export class WriteBuffer {
     return this.out.length;
   }
 
+  /** Commands waiting to be written that have no reply queue entry. */
+  get unansweredCount(): number {
+    return this.unanswered;
+  }
+
+  /** The exact bytes of what waits to be written (for redloop:write; not on the hot path). */
+  byteLength(): number {
+    let bytes = 0;
+    const out = this.out;
+    for (let i = 0; i < out.length; i++) {
+      const cmd = out[i]!;
+      if (typeof cmd === 'string') bytes += Buffer.byteLength(cmd);
+      else for (const piece of cmd) bytes += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
+    }
+    return bytes;
+  }
+
   /**
    * Bytes queued in this tick plus bytes the socket has buffered. This tick's commands are
    * counted here (in UTF-16 units for strings, close to bytes for ASCII), not on the hot path.

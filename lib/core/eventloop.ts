@@ -6,6 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { inspect } from 'node:util';
 import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../connection/connection.js';
 import { Future } from './future.js';
+import { checkTraceArgs, TracedFuture, type TraceArgs } from './tracing.js';
+import { commandChannel } from '../base/channels.js';
 import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
@@ -42,6 +44,16 @@ export interface CommandOptions {
   timeout?: number | undefined;
 }
 
+/** The loop's options: defaults for every connect(), and what applies to the loop itself. */
+export interface EventLoopOptions extends ConnectionOptions {
+  /**
+   * What `redloop:command` messages keep of a command's arguments (docs/tracing.md): 'redacted'
+   * (default) the keys, values replaced by '?'; 'full' all of them; 'none' none. Passwords
+   * (AUTH, HELLO ... AUTH, MIGRATE ... AUTH, CONFIG SET requirepass, ACL SETUSER) never appear.
+   */
+  traceArgs?: TraceArgs | undefined;
+}
+
 export type { ReconnectingInfo };
 
 /** Events the loop emits; every connection event names its connection. */
@@ -61,6 +73,7 @@ export interface EventLoopEvents {
 
 export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
+  private readonly traceArgs: TraceArgs;
   private readonly owned = new Set<Connection>();
   /** Clusters, shard sets and sentinel targets: they hold timers and waiting commands of their own. */
   private readonly routers = new Set<Cluster | ShardSet | Sentinel>();
@@ -73,9 +86,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** close() waits for clusters and shard sets to send what they hold; they may still open node connections. */
   private settlingRouters = false;
 
-  /** `defaults` apply to every connect() of this loop (e.g. commandTimeout, reconnect). */
-  constructor(defaults: ConnectionOptions = {}) {
+  /** `options` apply to every connect() of this loop (e.g. commandTimeout, reconnect), and `traceArgs` to the loop. */
+  constructor(options: EventLoopOptions = {}) {
     super();
+    if (options === null || typeof options !== 'object') throw new ConfigError(`new EventLoop() takes an options object, got ${options === null ? 'null' : typeof options}`);
+    const { traceArgs, ...defaults } = options;
+    this.traceArgs = checkTraceArgs(traceArgs);
     resolveOptions({}, defaults); // validate now, not at the first connect
     this.defaults = concealSecrets(defaults); // kept for every connect(): no password in clear
   }
@@ -175,7 +191,11 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private dispatch<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Future<T> {
     const bad = this.checkTarget(target) ?? checkCommandName(name);
     const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
-    const future = new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
+    // The one check tracing costs a command when nobody listens (docs/tracing.md).
+    const traced = commandChannel.hasSubscribers;
+    const future = traced
+      ? new TracedFuture<T>(typeof name === 'string' ? name : '?', returnBuffers, this)
+      : new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
     if (bad !== undefined) {
       future.rejectReply(bad);
       return future;
@@ -194,6 +214,13 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     }
     if (options?.timeout === undefined && target.commandTimeout !== 0) {
       future.deadline = Date.now() + target.commandTimeout;
+    }
+    if (traced) {
+      const t = future as TracedFuture<T>;
+      t.begin(target, name, args, from, this.traceArgs);
+      target.submit(encoded, future, name, args, from);
+      t.sent();
+      return future;
     }
     target.submit(encoded, future, name, args, from);
     return future;
@@ -365,11 +392,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** Graceful: waits for every queued and in-flight reply, then QUITs every connection. */
   async close(): Promise<void> {
     this.closed = true;
-    // Commands sent to a cluster or shard set before it knew its servers are still held there:
+    // Commands sent to a cluster or shard set before it knew its servers are still held there,
+    // and a cluster follows redirections (MOVED, fences, TRYAGAIN) of what was sent before:
     // they go out first (or fail, as they would have, when no server answers).
     this.settlingRouters = true;
     try {
-      await Promise.all([...this.routers].map((r) => r.settleParked()));
+      await Promise.all([...this.routers].map((r) => r.settle()));
     } finally {
       this.settlingRouters = false;
     }

@@ -11,6 +11,7 @@
  */
 
 import type { ReplySink } from '../base/reply-sink.js';
+import type { CommandMessage } from '../base/channels.js';
 
 export type { ReplySink };
 
@@ -78,6 +79,8 @@ export class Future<T = unknown> extends Promise<T> implements ReplySink {
   declare bigInt: boolean | undefined;
   /** Set only for a per-command `resp3` option; otherwise the connection decides. */
   declare resp3: boolean | undefined;
+  /** @internal The `redloop:command` context of a traced command (a TracedFuture); undefined (the prototype's) otherwise. */
+  declare trace: CommandMessage | undefined;
   private flags: number;
   /** Pending: the FutureWaiter or the reporter, if any. Settled: the reply or the error. */
   private slot: unknown;
@@ -221,6 +224,7 @@ Object.defineProperty(Future.prototype, 'deadline', { configurable: true, writab
 Object.defineProperty(Future.prototype, 'timer', { configurable: true, writable: true, value: undefined });
 Object.defineProperty(Future.prototype, 'bigInt', { configurable: true, writable: true, value: undefined });
 Object.defineProperty(Future.prototype, 'resp3', { configurable: true, writable: true, value: undefined });
+Object.defineProperty(Future.prototype, 'trace', { configurable: true, writable: true, value: undefined });
 
 /** One Future.all batch: counts settled futures and makes one Promise. */
 class FutureGroup implements GroupWaiter {

@@ -32,11 +32,12 @@ export interface ReplyHandler {
   /** In peekHead mode: the first element of a top-level array, before the rest is decoded. */
   onReplyHead?(first: unknown): void;
   /**
-   * A pub/sub 'message' push (`*3 $7 message $ channel $ message`), without its array or type
-   * string; only called while `pushMessages` is set. Must behave as onReply(['message', channel,
-   * message]) would.
+   * A pub/sub message push (`*3 $7 message $ channel $ message`, `*3 $8 smessage $ channel
+   * $ message`, `*4 $8 pmessage $ pattern $ channel $ message`, or the same as a RESP3 `>` push
+   * when `push`), without its array or type string; only called while `pushMessages` is set.
+   * Must behave as onReply (RESP2) or onPush (RESP3) of [kind, pattern?, channel, message] would.
    */
-  onPushMessage?(channel: unknown, message: unknown, push: boolean): void;
+  onPushMessage?(channel: unknown, message: unknown, push: boolean, kind: PushMessageKind, pattern: unknown): void;
   /**
    * A RESP3 push frame (`>`), as an array in RESP2 shapes (`['invalidate', [...keys]]`,
    * `['message', channel, message]`...). Never a reply: the FIFO of pending replies is untouched.
@@ -69,9 +70,12 @@ const ATTRIBUTE = 4;
 /** Flag on a frame that holds values an attribute came before (resp3 mode). */
 const HAS_ATTRIBUTES = 8;
 
-/** `*3\r\n$7\r\nmessage\r\n`: the head of every pub/sub message push. */
+export type PushMessageKind = 'message' | 'pmessage' | 'smessage';
+
+/** The heads of pub/sub message pushes (after the `*` or `>`): `3\r\n$7\r\nmessage\r\n` and its two cousins. */
 const MESSAGE_HEAD = Buffer.from('*3\r\n$7\r\nmessage\r\n', 'latin1');
-const MESSAGE_HEAD_LENGTH = MESSAGE_HEAD.length;
+const SMESSAGE_HEAD = Buffer.from('*3\r\n$8\r\nsmessage\r\n', 'latin1');
+const PMESSAGE_HEAD = Buffer.from('*4\r\n$8\r\npmessage\r\n', 'latin1');
 /** Channel names up to this long are compared with the last one in JS rather than decoded again. */
 const CHANNEL_REUSE_MAX = 64;
 
@@ -464,34 +468,61 @@ export class ReplyDecoder {
    * cut by the end of the buffer, is left to the general path (false), which reads it the same way.
    */
   private pushMessage(buf: Buffer, start: number): boolean {
+    // '*3' + '$7' is a message, '*3' + '$8' an smessage, '*4' + '$8' a pmessage ('>' for '*' in RESP3).
+    const kind: PushMessageKind = buf[start + 1] === 52 ? 'pmessage' : buf[start + 5] === 56 ? 'smessage' : 'message';
+    const head = kind === 'message' ? MESSAGE_HEAD : kind === 'smessage' ? SMESSAGE_HEAD : PMESSAGE_HEAD;
     const len = buf.length;
-    let p = start + MESSAGE_HEAD_LENGTH;
-    if (p + 4 > len) return false;
-    for (let i = 1; i < MESSAGE_HEAD_LENGTH; i++) if (buf[start + i] !== MESSAGE_HEAD[i]) return false;
-    // $<channel length>\r\n<channel>\r\n$<message length>\r\n<message>\r\n
-    if (buf[p] !== 36 || buf[p + 1] === 45) return false;
+    if (start + head.length + 4 > len) return false;
+    for (let i = 1; i < head.length; i++) if (buf[start + i] !== head[i]) return false;
+    // [$<pattern length>\r\n<pattern>\r\n] $<channel length>\r\n<channel>\r\n $<message length>\r\n<message>\r\n
+    let p = start + head.length;
+    let patternFrom = 0;
+    let patternEnd = 0;
+    if (kind === 'pmessage') {
+      if ((patternEnd = this.bulkEnd(buf, p)) === -1) return false;
+      patternFrom = this.bulkFrom;
+      p = patternEnd + 2;
+    }
+    const channelEnd = this.bulkEnd(buf, p);
+    if (channelEnd === -1) return false;
+    const channelFrom = this.bulkFrom;
+    const messageEnd = this.bulkEnd(buf, channelEnd + 2);
+    if (messageEnd === -1) return false;
+    const messageFrom = this.bulkFrom;
+    this.pos = messageEnd + 2;
+    const push = buf[start] === 62;
+    if (push ? this.pushReturnBuffers : this.returnBuffers) {
+      this.handler.onPushMessage!(buf.subarray(channelFrom, channelEnd), buf.subarray(messageFrom, messageEnd), push, kind,
+        kind === 'pmessage' ? buf.subarray(patternFrom, patternEnd) : undefined);
+    } else if (kind === 'pmessage') {
+      // The pattern repeats from message to message; the channel it matched may not.
+      this.handler.onPushMessage!(utf8(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd), push, kind, this.channel(buf, patternFrom, patternEnd));
+    } else {
+      this.handler.onPushMessage!(this.channel(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd), push, kind, undefined);
+    }
+    return true;
+  }
+
+  /** Set by bulkEnd(): where the bulk string's bytes start. */
+  private bulkFrom = 0;
+
+  /**
+   * The end of the non-null bulk string at `p` whose bytes and CRLF are all in `buf` (its start
+   * in this.bulkFrom), or -1 for anything else, which the general path then reads.
+   */
+  private bulkEnd(buf: Buffer, p: number): number {
+    const len = buf.length;
+    if (p + 4 > len || buf[p] !== 36 || buf[p + 1] === 45) return -1;
     let size = 0;
     let c = 0;
     p++;
     while (p < len && (c = buf[p]!) !== 13) { size = size * 10 + c - 48; p++; }
-    const channelFrom = p + 2;
-    const channelEnd = channelFrom + size;
-    p = channelEnd + 2;
-    if (p + 4 > len || buf[p] !== 36 || buf[p + 1] === 45) return false;
-    size = 0;
-    p++;
-    while (p < len && (c = buf[p]!) !== 13) { size = size * 10 + c - 48; p++; }
-    const messageFrom = p + 2;
-    const messageEnd = messageFrom + size;
-    if (p >= len || messageEnd + 2 > len) return false;
-    this.pos = messageEnd + 2;
-    const push = buf[start] === 62;
-    if (push ? this.pushReturnBuffers : this.returnBuffers) {
-      this.handler.onPushMessage!(buf.subarray(channelFrom, channelEnd), buf.subarray(messageFrom, messageEnd), push);
-    } else {
-      this.handler.onPushMessage!(this.channel(buf, channelFrom, channelEnd), utf8(buf, messageFrom, messageEnd), push);
-    }
-    return true;
+    if (p >= len) return -1;
+    const from = p + 2;
+    const end = from + size;
+    if (end + 2 > len) return -1;
+    this.bulkFrom = from;
+    return end;
   }
 
   /** A channel name as a string: the last one again when its bytes are the same (one subscriber, few channels). */

@@ -14,6 +14,8 @@ import { kBlockSlot, kKeyOf, kSubmitBlock, kSubmitToSlot } from '../base/interna
 import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
 import { keySlot } from './slot.js';
 import { splitBySlot, splitKind } from './split.js';
+import { HeldDeadlines } from './held-deadlines.js';
+import { sendToEveryMaster, toEveryMaster } from './fan-out.js';
 
 interface Parked {
   encoded: Encoded;
@@ -48,6 +50,8 @@ export abstract class SlotRouter implements CommandTarget {
   protected closed = false;
   /** Commands split per slot so far. */
   protected splitCount = 0;
+  /** The timeouts of commands that wait here, on no connection (see HeldDeadlines). */
+  protected readonly heldDeadlines = new HeldDeadlines();
 
   /** True once commands can be routed (command table and slot owners known). */
   protected abstract get routable(): boolean;
@@ -131,6 +135,7 @@ export abstract class SlotRouter implements CommandTarget {
     } else {
       // The caller may reuse its array once send() returns; keep the arguments themselves.
       this.parked.push({ encoded, sink, name, args: Array.prototype.slice.call(args, from) });
+      this.heldDeadlines.hold(sink, `for this ${this.kind} to learn its ${this.kind === 'cluster' ? 'slot map' : 'servers\' commands'}`);
     }
   }
 
@@ -140,14 +145,30 @@ export abstract class SlotRouter implements CommandTarget {
    * answered within connectTimeout), so commands sent just before close() are not lost.
    */
   settleParked(): Promise<void> {
-    if (this.parked.length === 0 || this.closed) return Promise.resolve();
+    if (!this.parkedUnsettled || this.closed) return Promise.resolve();
     return this.whenReady().then(ignore, ignore);
+  }
+
+  /** Whether a parked command still waits for its outcome (one may have timed out meanwhile). */
+  protected get parkedUnsettled(): boolean {
+    for (let i = 0; i < this.parked.length; i++) if (!this.parked.peekAt(i)!.sink.settled) return true;
+    return false;
+  }
+
+  /**
+   * @internal For loop.close(): resolves once every command sent through this router has left
+   * it for good (answered, or failed as it would have), redirections included. A shard set
+   * only ever holds commands that wait for its command table.
+   */
+  settle(): Promise<void> {
+    return this.settleParked();
   }
 
   /** Routes what waited for the router to become routable, in order. */
   protected releaseParked(): void {
     while (this.parked.length !== 0 && this.routable) {
       const p = this.parked.shift()!;
+      this.heldDeadlines.release(p.sink);
       if (!p.sink.settled) this.route(p.encoded, p.sink, p.name, p.args, 0);
     }
   }
@@ -156,6 +177,7 @@ export abstract class SlotRouter implements CommandTarget {
   protected rejectParked(why: (name: string) => Error): void {
     while (this.parked.length !== 0) {
       const p = this.parked.shift()!;
+      this.heldDeadlines.release(p.sink);
       if (!p.sink.settled) p.sink.rejectReply(why(p.name));
     }
   }
@@ -196,7 +218,9 @@ export abstract class SlotRouter implements CommandTarget {
     }
     const keys = table.keyIndices(info, args, from);
     if (keys.length === 0) {
-      this.sendKeyless(encoded, sink, name);
+      // FUNCTION LOAD, SCRIPT LOAD...: the server's request policy is "every shard".
+      if (toEveryMaster(info.name)) sendToEveryMaster(this.masterConnections, encoded, sink, this.kind);
+      else this.sendKeyless(encoded, sink, name);
       return;
     }
     const slot = keySlot(args[keys[0]!]);

@@ -158,8 +158,8 @@ export class SubConn implements PushHandler {
     this.events.changed(this);
   }
 
-  onMessage(channel: unknown, message: unknown): void {
-    this.events.deliver('message', channel, message, undefined);
+  onMessage(channel: unknown, message: unknown, kind: 'message' | 'pmessage' | 'smessage', pattern: unknown): void {
+    this.events.deliver(kind, channel, message, pattern);
   }
 
   onPushError(message: string): void {

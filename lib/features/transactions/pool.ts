@@ -7,13 +7,17 @@
  * A connection goes back to the pool clean, or not at all: after a callback that threw, left a
  * WATCH, or left replies in flight, UNWATCH (and DISCARD after a throw) go out behind whatever it
  * sent; a connection that does not answer them in time, or is not ready, is destroyed instead of
- * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order.
+ * pooled. A pool never opens more than its limit: callers beyond it wait their turn, in order,
+ * for at most acquireTimeout. Callers that ask for it (transactions) also take turns per node and
+ * key (key-queue.ts).
  */
 import type { Connection } from '../../connection/connection.js';
 import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
-import { ConfigError, ReplyError, RoutingError } from '../../base/errors.js';
+import { ConfigError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
+import { MAX_TIMER_MS } from '../../base/options.js';
+import { keyIdentity, KeyQueues } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
 import { currentConnection, isMovingTarget } from '../../connection/current.js';
@@ -27,9 +31,15 @@ export interface LendOptions {
    * Read when a node's pool is first made. Default 4.
    */
   poolSize?: number;
+  /**
+   * ms a caller waits for a connection of the pool when all are lent, before it rejects with a
+   * TimeoutError (0 for no limit). Default 10000.
+   */
+  acquireTimeout?: number;
 }
 
 const DEFAULT_POOL_SIZE = 4;
+const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;
 /** How long cleaning a returned connection may take before it is destroyed instead. */
 const CLEAN_TIMEOUT_MS = 2000;
 
@@ -38,9 +48,15 @@ export interface LentState {
   watching: boolean;
 }
 
+interface PoolWaiter {
+  resolve: (c: Connection) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 class NodePool {
   private readonly idle: Connection[] = [];
-  private readonly waiters: Array<{ resolve: (c: Connection) => void; reject: (e: Error) => void }> = [];
+  private readonly waiters: PoolWaiter[] = [];
   /** Connections of this pool that exist: lent plus idle. Never above `limit`. */
   size = 0;
   /** Most connections lent at once so far (for tests and tuning). */
@@ -50,7 +66,13 @@ class NodePool {
   /** `like`: the target's own connection to the node; the pool's are opened like it, but never READONLY. */
   constructor(private readonly like: Connection, readonly limit: number) {}
 
-  acquire(): Promise<Connection> {
+  /** The node's address, as its connections name it. */
+  get address(): string {
+    return this.like.address;
+  }
+
+  /** A connection: an idle one, a new one below the limit, or the next one returned within `timeoutMs` (0: no limit). */
+  acquire(timeoutMs = 0): Promise<Connection> {
     while (this.idle.length !== 0) {
       const conn = this.idle.pop()!;
       if (conn.state !== 'closed') return Promise.resolve(this.lend(conn));
@@ -66,7 +88,24 @@ class NodePool {
       this.size++;
       return Promise.resolve(this.lend(conn));
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const w: PoolWaiter = { resolve, reject, timer: undefined };
+      if (timeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i !== -1) this.waiters.splice(i, 1);
+          reject(new TimeoutError(`no connection of the lending pool to ${this.address} came free within ${timeoutMs}ms (acquireTimeout): ` +
+            `all ${this.limit} are lent (poolSize); raise poolSize or acquireTimeout, or hold lent connections for less time`));
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  private nextWaiter(): PoolWaiter | undefined {
+    const w = this.waiters.shift();
+    if (w?.timer !== undefined) clearTimeout(w.timer);
+    return w;
   }
 
   private lend(conn: Connection): Connection {
@@ -81,11 +120,11 @@ class NodePool {
     if (!clean || conn.state === 'closed') {
       if (conn.state !== 'closed') conn.disconnect('a lent connection could not be cleaned after use');
       this.size--;
-      const w = this.waiters.shift();
+      const w = this.nextWaiter();
       if (w !== undefined) this.acquire().then(w.resolve, w.reject);
       return;
     }
-    const w = this.waiters.shift();
+    const w = this.nextWaiter();
     if (w !== undefined) w.resolve(this.lend(conn));
     else this.idle.push(conn);
   }
@@ -143,22 +182,45 @@ async function clean(conn: Connection, discard: boolean): Promise<boolean> {
   }
 }
 
+const keyQueuesOf = new WeakMap<object, KeyQueues>();
+
+function acquireTimeoutOf(options: LendOptions | undefined): number {
+  const t = options?.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT_MS;
+  if (typeof t !== 'number' || !(t >= 0) || t > MAX_TIMER_MS) throw new ConfigError(`acquireTimeout must be a number of ms from 0 (no limit) to ${MAX_TIMER_MS}, got ${String(t)}`);
+  return t;
+}
+
 export async function lend<T>(
   lender: Lender, target: CommandTarget, key: Arg | null, options: LendOptions | undefined,
   body: (conn: Connection, state: LentState) => Promise<T>, alwaysClean: boolean,
+  /** Callers of this loop with the same key on the same node take turns (transactions). */
+  queueByKey = false,
 ): Promise<T> {
   assertTarget(target, lender);
+  const acquireTimeout = acquireTimeoutOf(options);
   const pool = poolFor(lender, await sharedConnection(target, key), options);
-  const conn = await pool.acquire();
-  const state: LentState = { watching: false };
-  let threw = true;
+  let turn: string | undefined;
+  let queues: KeyQueues | undefined;
+  if (queueByKey && key !== null && key !== undefined) {
+    queues = keyQueuesOf.get(lender);
+    if (queues === undefined) keyQueuesOf.set(lender, queues = new KeyQueues());
+    turn = `${pool.address}\0${keyIdentity(key)}`;
+    await queues.enter(turn);
+  }
   try {
-    const result = await body(conn, state);
-    threw = false;
-    return result;
+    const conn = await pool.acquire(acquireTimeout);
+    const state: LentState = { watching: false };
+    let threw = true;
+    try {
+      const result = await body(conn, state);
+      threw = false;
+      return result;
+    } finally {
+      const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
+      pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
+    }
   } finally {
-    const dirty = alwaysClean || threw || state.watching || conn.pendingReplies !== 0;
-    pool.release(conn, dirty ? await clean(conn, threw) : conn.state !== 'closed');
+    if (turn !== undefined) queues!.leave(turn);
   }
 }
 

@@ -9,14 +9,26 @@ import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ClientStateError, ConfigError, ReplyError, TransactionRetryError } from '../../base/errors.js';
 import { multi, type BlockCommand } from '../multi.js';
+import { MAX_TIMER_MS } from '../../base/options.js';
 import { lend, type Lender, type LendOptions, type LentState } from './pool.js';
+import { backoffDelay } from './key-queue.js';
 
 export interface TransactionOptions extends LendOptions {
-  /** How many times the callback runs while EXEC keeps answering null (a WATCHed key changed). Default 16. */
+  /**
+   * How many times the callback may run while EXEC answers null because a writer outside this
+   * loop changed a WATCHed key; then TransactionRetryError. Transactions of this loop naming the
+   * same key on the same node never abort each other (they run one after another). Default 16.
+   */
   maxAttempts?: number;
+  /** ms: the first retry after an abort waits up to this long (jittered), doubling per abort. Default 5. */
+  backoffBase?: number;
+  /** ms: the longest a retry waits after an abort, before jitter. Default 500. */
+  backoffMax?: number;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 16;
+const DEFAULT_BACKOFF_BASE_MS = 5;
+const DEFAULT_BACKOFF_MAX_MS = 500;
 
 /** The handle a transaction's callback gets: commands on its dedicated connection. */
 export class Transaction {
@@ -64,21 +76,30 @@ export class Transaction {
 }
 
 /**
- * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`; when
- * its exec() answers null (a WATCHed key changed) `fn` runs again, up to maxAttempts, then
+ * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`.
+ * Transactions of this loop that name the same key on the same node run one after another, so
+ * they never abort each other. When exec() answers null (a writer outside the loop changed a
+ * WATCHed key) `fn` runs again after a jittered backoff, up to maxAttempts runs, then
  * TransactionRetryError. Resolves to what the last run of `fn` returned.
  */
 export function transaction<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('transaction(target, key, fn): fn must be a function'));
   const maxAttempts = options?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new ConfigError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
+  const base = options?.backoffBase ?? DEFAULT_BACKOFF_BASE_MS;
+  const max = options?.backoffMax ?? DEFAULT_BACKOFF_MAX_MS;
+  for (const [name, v] of [['backoffBase', base], ['backoffMax', max]] as const) {
+    if (typeof v !== 'number' || !(v >= 0) || v > MAX_TIMER_MS) return Promise.reject(new ConfigError(`${name} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(v)}`));
+  }
   return lend(lender, target, key, options, async (conn, state) => {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       const tx = new Transaction(lender, conn, attempt, state);
       const result = await fn(tx);
       if (!tx.aborted) return result;
+      if (attempt >= maxAttempts) throw new TransactionRetryError(maxAttempts);
       if (conn.state === 'closed') throw new ClientStateError('transaction: its dedicated connection closed');
+      const delay = backoffDelay(attempt, base, max);
+      if (delay >= 1) await new Promise((resolve) => setTimeout(resolve, delay));
     }
-    throw new TransactionRetryError(maxAttempts);
-  }, false);
+  }, false, true);
 }

@@ -25,6 +25,7 @@ import { resolveClusterOptions, type ClusterOptions, type ReadFrom } from './opt
 import { SlotMap, type ClusterNodeInfo } from './slot-map.js';
 import { Redirects } from './redirects.js';
 import { readTopology, refreshCandidates } from './refresh.js';
+import { topologyChannel, type TopologyMessage } from '../../base/channels.js';
 
 export type { ClusterOptions, ReadFrom } from './options.js';
 export type { ClusterNodeInfo } from './slot-map.js';
@@ -45,12 +46,16 @@ export interface ClusterStats {
   refreshes: number;
   /** Commands split per slot (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH). */
   split: number;
+  /** Commands that waited behind a moved slot's fence for the old owner's in-flight ones. */
+  fenced: number;
 }
 
 /** How often the map is read again while a node this client uses is down. */
 const DOWN_POLL_MS = 250;
 /** How soon the map is read again while a replica reads could use is still syncing. */
 const REPLICA_POLL_MS = 1000;
+/** How often a graceful close looks again for commands still on their way (see settle()). */
+const SETTLE_POLL_MS = 5;
 
 export class Cluster extends SlotRouter {
   readonly loop: unknown;
@@ -92,6 +97,7 @@ export class Cluster extends SlotRouter {
       closedError: (name) => this.closedError(name),
       refresh: () => this.refresh(),
       pollWhileDown: () => this.pollWhileDown(),
+      held: this.heldDeadlines,
     });
     for (const seed of o.seeds) this.seedConns.push(owner[kConnect](seed, observer));
     if (o.refreshInterval > 0) {
@@ -164,6 +170,26 @@ export class Cluster extends SlotRouter {
     this.map.nextMasterConnection().submit(encoded, sink);
   }
 
+  /** Whether a command sent through this cluster may still be on its way (waiting here or in a node's FIFO). */
+  private get busy(): boolean {
+    if (this.parkedUnsettled || this.redirects.holding) return true;
+    for (const conn of this.map.nodeOfConn.keys()) if (conn.state !== 'closed' && (conn.pendingReplies !== 0 || conn.stats.offlineQueued !== 0)) return true;
+    for (const conn of this.map.retiring) if (conn.state !== 'closed' && conn.pendingReplies !== 0) return true;
+    return false;
+  }
+
+  /**
+   * @internal For loop.close(), which is graceful: resolves once every command sent through
+   * this cluster has its outcome, following the redirections that come back meanwhile (a MOVED
+   * for a command written before close(), a command behind a moved slot's fence or on a
+   * TRYAGAIN timer), as a connection's close sees through what it had queued. Each wait is
+   * bounded as it always is: commandTimeout, maxRedirections, clusterDownTimeout.
+   */
+  override async settle(): Promise<void> {
+    await this.settleParked();
+    while (!this.closed && this.busy) await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+
   // ---------------------------------------------------------------- topology
 
   /** Reads the slot map again; one refresh at a time, however many ask for one. */
@@ -197,6 +223,7 @@ export class Cluster extends SlotRouter {
     const change = this.map.apply(shards, this.seedConns, (slots, old) => this.redirects.fence(slots, old));
     if (change.layout !== this.layout) {
       this.layout = change.layout;
+      if (topologyChannel.hasSubscribers) publishTopology(this.map, shards);
       this.owner.emit('topology', this);
       for (const watcher of this.topologyWatchers) watcher();
     }
@@ -275,4 +302,14 @@ export class Cluster extends SlotRouter {
   [inspect.custom](): string {
     return `Cluster <${this.map.masters.length} master(s)${this.closed ? ', closed' : ''}>`;
   }
+}
+
+/** Tells `redloop:topology` of a new layout (only while it has subscribers). */
+function publishTopology(map: SlotMap, shards: Parameters<SlotMap['apply']>[0]): void {
+  const message: TopologyMessage = {
+    target: 'cluster',
+    change: 'slots',
+    shards: shards.map((sh) => ({ master: map.nodeAt(sh.master).key, slots: sh.slots, replicas: sh.replicas.map((r) => map.nodeAt(r).key) })),
+  };
+  topologyChannel.publish(message);
 }

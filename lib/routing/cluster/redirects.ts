@@ -12,6 +12,8 @@ import type { CommandBlock } from '../router.js';
 import { ask, IGNORED_REPLY } from '../ask.js';
 import { parseRedirect } from './topology.js';
 import type { SlotMap } from './slot-map.js';
+import type { HeldDeadlines } from '../held-deadlines.js';
+import { redirectChannel, type RedirectMessage } from '../../base/channels.js';
 
 const ASKING = encodeCommand('ASKING', []) as string;
 /** Longest a slot's new commands wait behind the old owner's in-flight ones (see fence()). */
@@ -25,6 +27,8 @@ export interface RedirectHost {
   refresh(): void;
   /** Reads the map again soon while a node is down or commands wait for one. */
   pollWhileDown(): void;
+  /** The timeouts of the commands held here (for a map, behind a fence, between retries). */
+  readonly held: HeldDeadlines;
 }
 
 export interface RedirectCounters {
@@ -33,6 +37,7 @@ export interface RedirectCounters {
   tryAgain: number;
   clusterDown: number;
   rerouted: number;
+  fenced: number;
 }
 
 /** Stands between a node's FIFO and the caller's sink, to follow redirections first. */
@@ -50,7 +55,9 @@ export class ClusterSink extends ForwardingSink {
 }
 
 export class Redirects {
-  readonly counters: RedirectCounters = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0 };
+  readonly counters: RedirectCounters = { moved: 0, ask: 0, tryAgain: 0, clusterDown: 0, rerouted: 0, fenced: 0 };
+  /** Commands on a TRYAGAIN or CLUSTERDOWN retry timer. */
+  private retrying = 0;
   /** Commands that wait for a map that names their slot's owner. */
   private waiting: ClusterSink[] = [];
   /**
@@ -66,6 +73,13 @@ export class Redirects {
     return this.waiting.length;
   }
 
+  /** Whether a command still waits here for its outcome (for a map, behind a fence, on a retry timer). */
+  get holding(): boolean {
+    if (this.retrying !== 0 || this.waiting.some(unsettled)) return true;
+    for (const held of this.fences.values()) if (held.some(unsettled)) return true;
+    return false;
+  }
+
   send(slot: number, encoded: Encoded, sink: ReplySink, flags: number): void {
     const s = new ClusterSink(this, sink, encoded, slot, flags);
     const owner = this.map.slots[slot];
@@ -76,7 +90,7 @@ export class Redirects {
     if (this.fences.size !== 0) {
       const held = this.fences.get(slot);
       if (held !== undefined) {
-        held.push(s);
+        this.holdAtFence(held, s);
         return;
       }
     }
@@ -96,6 +110,17 @@ export class Redirects {
     else s.block.writeTo(conn, s);
   }
 
+  /** Counts a redirection on a traced command and tells `redloop:redirect` (before the map learns the new owner). */
+  private redirected(kind: RedirectMessage['kind'], s: ClusterSink, to: string | undefined): void {
+    const context = s.user.trace;
+    if (context !== undefined) context.redirections++;
+    if (!redirectChannel.hasSubscribers) return;
+    const message: RedirectMessage = {
+      kind, command: s.command, slot: s.slot, from: this.map.slots[s.slot]?.master.key, to, redirections: s.redirections, context,
+    };
+    redirectChannel.publish(message);
+  }
+
   /** A command's reply was an error, or its connection failed it. */
   onFailure(s: ClusterSink, err: Error): void {
     if (s.user.settled) return;
@@ -110,6 +135,7 @@ export class Redirects {
           const to = parseRedirect(err.message);
           if (to === undefined || ++s.redirections > this.maxRedirections) break;
           const node = this.map.nodeAt(to);
+          this.redirected(err.code, s, node.key);
           const conn = this.map.primary(node);
           if (err.code === 'MOVED') {
             this.counters.moved++;
@@ -130,8 +156,9 @@ export class Redirects {
         case 'TRYAGAIN': {
           // Multi-key command during a migration with keys on both sides: wait a moment.
           if (++s.redirections > this.maxRedirections) break;
+          this.redirected('TRYAGAIN', s, undefined);
           this.counters.tryAgain++;
-          setTimeout(() => this.resend(s), 10 * s.redirections);
+          this.retryLater(s, 10 * s.redirections, 'to retry after TRYAGAIN');
           return;
         }
         case 'CLUSTERDOWN': {
@@ -142,8 +169,10 @@ export class Redirects {
             return;
           }
           this.counters.clusterDown++;
+          ++s.redirections;
+          this.redirected('CLUSTERDOWN', s, undefined);
           this.host.refresh();
-          setTimeout(() => this.resend(s), Math.min(1000, 50 * 2 ** Math.min(5, ++s.redirections)));
+          this.retryLater(s, Math.min(1000, 50 * 2 ** Math.min(5, s.redirections)), 'to retry after CLUSTERDOWN');
           return;
         }
       }
@@ -170,8 +199,25 @@ export class Redirects {
     s.user.rejectReply(err);
   }
 
+  /** Sends `s` again after `ms` (TRYAGAIN, CLUSTERDOWN); its timeout holds meanwhile. */
+  private retryLater(s: ClusterSink, ms: number, where: string): void {
+    this.retrying++;
+    this.host.held.hold(s.user, where);
+    setTimeout(() => {
+      this.retrying--;
+      this.resend(s);
+    }, ms);
+  }
+
+  private holdAtFence(held: ClusterSink[], s: ClusterSink): void {
+    this.counters.fenced++;
+    held.push(s);
+    this.host.held.hold(s.user, `behind the move of slot ${s.slot} (for the old owner's earlier commands to come back)`);
+  }
+
   /** Sends a command again to whoever owns its slot now. */
   private resend(s: ClusterSink): void {
+    this.host.held.release(s.user);
     if (s.user.settled) return;
     if (this.host.closed) {
       s.user.rejectReply(this.host.closedError(s.command));
@@ -183,7 +229,7 @@ export class Redirects {
       return;
     }
     const held = this.fences.size !== 0 ? this.fences.get(s.slot) : undefined;
-    if (held !== undefined) held.push(s);
+    if (held !== undefined) this.holdAtFence(held, s);
     else this.write(this.map.connFor(owner, s.flags), s);
   }
 
@@ -217,6 +263,7 @@ export class Redirects {
   private waitForMap(s: ClusterSink): void {
     if (s.downSince === 0) s.downSince = Date.now();
     this.waiting.push(s);
+    this.host.held.hold(s.user, `for a node to serve slot ${s.slot}`);
     this.host.refresh();
     this.host.pollWhileDown();
   }
@@ -244,5 +291,8 @@ export class Redirects {
     for (const s of this.waiting.splice(0)) s.user.rejectReply(this.host.closedError(s.command));
     for (const held of this.fences.values()) for (const s of held) if (!s.user.settled) s.user.rejectReply(this.host.closedError(s.command));
     this.fences.clear();
+    this.host.held.clear();
   }
 }
+
+const unsettled = (s: ClusterSink): boolean => !s.user.settled;

@@ -127,8 +127,12 @@ export class SlotMap {
 
   retire(conn: Connection): void {
     this.nodeOfConn.delete(conn);
-    conn.close().catch(() => {});
+    this.retiring.add(conn);
+    conn.close().catch(() => {}).then(() => this.retiring.delete(conn));
   }
+
+  /** Connections this map no longer uses, closing gracefully: what they still answer may redirect. */
+  readonly retiring = new Set<Connection>();
 
   /**
    * Replaces the map with `shards`. `fence` is told, before any connection is let go, which

@@ -993,7 +993,7 @@ export class Sentinel implements CommandTarget {
    * @internal For loop.close(), which is graceful: resolves once nothing waits here for a
    * master (sent, or rejected after failoverTimeout).
    */
-  settleParked(): Promise<void> {
+  settle(): Promise<void> {
     if (this.closed || (this.held.length === 0 && this.returned.length === 0)) return Promise.resolve();
     return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
