@@ -60,7 +60,9 @@ describe('sentinel harness (harness/sentinel.ts)', function () {
     expect(old.isRunning).to.equal(false);
     await dep.restart(old);
     expect((await old.command('ROLE') as unknown[])[0]).to.equal('slave');
-    expect(dep.master).to.equal(promoted);
+    // Usually `promoted`; under heavy load a failover may exceed failover-timeout and be redone.
+    expect(dep.master).to.not.equal(old);
+    expect((await dep.master.command('ROLE') as unknown[])[0]).to.equal('master');
   });
 
   it('stop() leaves no process and no file behind', async function () {
