@@ -44,7 +44,9 @@ async function cli(argv: string[]): Promise<number> {
   }
   const sub = Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined;
   if (!sub) {
-    process.stderr.write(`redloop: unknown command "${name}"\n\n${usage()}`);
+    // The README's bench is `npm run bench` in a clone; someone trying `npx redloop bench` learns where it is.
+    const hint = name === 'bench' ? 'the benchmark suite runs from a clone of the repository (npm run bench): it needs the clients it compares against\n' : '';
+    process.stderr.write(`redloop: unknown command "${name}"\n${hint}\n${usage()}`);
     return 2;
   }
   return sub.run(rest);

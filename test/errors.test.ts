@@ -1,5 +1,7 @@
 // Every error class has a stable name and code, and errors.ts alone says what a failure means
 // for the layers (redirect, retryable, unwritten, transient in a handshake).
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as errors from '../lib/base/errors.js';
 import {
@@ -34,6 +36,14 @@ describe('errors.ts', () => {
     // Every class errors.ts exports is in the list above.
     const classes = Object.values(errors).filter((v) => typeof v === 'function' && v.prototype instanceof Error || v === RedloopError);
     expect(classes.map((c) => (c as { name: string }).name).sort()).to.deep.equal(all.map(([e]) => e.constructor.name).sort());
+    // ... and in docs/errors.md's table, with its code.
+    const doc = fs.readFileSync(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
+    const rows = doc.split('\n').filter((line) => line.startsWith('| `'));
+    for (const [, name, code] of all) {
+      const row = rows.find((line) => line.split('|')[1]!.includes(`\`${name}\``));
+      expect(row, `docs/errors.md has no row for ${name}`).to.be.a('string');
+      if (code.startsWith('REDLOOP_')) expect(row, `${name}'s code in docs/errors.md`).to.include(`\`${code}\``);
+    }
   });
 
   it('classifies failures: redirect, retryable (for a read), unwritten, transient in a handshake', () => {

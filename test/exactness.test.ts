@@ -3,7 +3,7 @@
 // reply anywhere in a reply is a redloop ReplyError that names its command.
 import net from 'node:net';
 import { expect } from 'chai';
-import { EventLoop, ReplyError, type Connection } from '../lib/index.js';
+import { ConfigError, EventLoop, ReplyError, type Connection } from '../lib/index.js';
 import { ReplyDecoder, type ReplyHandler } from '../lib/protocol/decoder.js';
 import { ProtocolError } from '../lib/base/errors.js';
 import { encodeCommand, startRedis, type RedisServer } from '../harness/index.js';
@@ -76,10 +76,10 @@ describe('exactness: integer replies', function () {
     expect(await loop.send(exact, ['EVAL', "return {redis.call('EXISTS', KEYS[1])}", 1, 'big'])).to.deep.equal([1n]);
   });
 
-  it('a bigInt option that is not a boolean is a TypeError, nothing sent', async () => {
+  it('a bigInt option that is not a boolean is a ConfigError, nothing sent', async () => {
     const conn = loop.connect(server.url);
     const err = await rejection(loop.send(conn, ['PING'], { bigInt: 'yes' as never }));
-    expect(err).to.be.instanceOf(TypeError);
+    expect(err).to.be.instanceOf(ConfigError);
     expect(() => loop.connect({ url: server.url, bigInt: 1 as never })).to.throw(/bigInt must be a boolean/);
   });
 });

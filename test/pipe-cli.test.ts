@@ -217,6 +217,16 @@ describe('redloop pipe (CLI)', function () {
     expect(down.stderr).to.match(/ECONNREFUSED/);
     expect(down.stdout).to.equal('errors: 0, replies: 0\n');
   });
+
+  it('an unknown command exits 2 with the usage; bench says it runs from a clone', async () => {
+    const bench = await runCli(['bench'], 'none');
+    expect(bench.code).to.equal(2);
+    expect(bench.stderr).to.match(/unknown command "bench"\nthe benchmark suite runs from a clone of the repository \(npm run bench\)/);
+    expect(bench.stderr).to.match(/usage: redloop <command>/);
+    const other = await runCli(['pipes'], 'none');
+    expect(other.code).to.equal(2);
+    expect(other.stderr).not.to.match(/benchmark/);
+  });
 });
 
 describe('text format: splitArgs (redis-cli quoting)', () => {

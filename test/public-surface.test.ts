@@ -3,6 +3,7 @@
 // Layer plumbing (reply handlers, flush, push mode...) is reached through the symbols of
 // lib/base/internal.ts or inner objects, never through a name a user could type.
 import { expect } from 'chai';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as TS from 'typescript';
@@ -71,6 +72,12 @@ describe('public surface', function () {
     for (const gone of ['ReplyHandler', 'ConnectionOwner', 'UnobservedErrorSink', 'SlotRouter', 'CommandBlock', 'encodeCommand', 'PushHandler']) {
       expect(exported.map((s) => s.name), gone).not.to.include(gone);
     }
+  });
+
+  it('docs/api.md names every export of lib/index.ts', () => {
+    const api = fs.readFileSync(path.join(ROOT, 'docs/api.md'), 'utf8');
+    const missing = [...VALUES, ...TYPES].filter((name) => !new RegExp(`\\b${name}\\b`).test(api));
+    expect(missing, 'exports docs/api.md does not mention').to.deep.equal([]);
   });
 
   it('a Connection declares only its user API as public; its plumbing is keyed by internal symbols', () => {

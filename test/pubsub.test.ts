@@ -95,6 +95,29 @@ describe('pub/sub on a server', function () {
     expect(after).to.deep.equal(['b', 0]);
   });
 
+  it('for await holds only the messages read while it runs; listeners get every one (docs/pubsub.md)', async () => {
+    const sub = loop.subscribe(conn, ['a']);
+    await sub.ready;
+    const heard: string[] = [];
+    sub.on('message', (_channel, message) => heard.push(message as string));
+    await loop.sendCommand(conn, 'PUBLISH', 'a', 'before');
+    await waitUntil(() => heard.length === 1, { timeout: 5000, what: 'the first message' });
+    expect(sub.queued).to.equal(0); // nobody iterates: nothing is held for a later for await
+    const received: string[] = [];
+    const reading = (async () => {
+      for await (const m of sub) {
+        received.push(m.message as string);
+        if (m.message === 'stop') break;
+      }
+    })();
+    await loop.sendCommand(conn, 'PUBLISH', 'a', 'during');
+    await loop.sendCommand(conn, 'PUBLISH', 'a', 'stop');
+    await within(reading, 10_000, 'the iterator to stop');
+    expect(received).to.deep.equal(['during', 'stop']);
+    expect(heard).to.deep.equal(['before', 'during', 'stop']);
+    await sub.close();
+  });
+
   it('comes back by itself after the server is SIGKILLed and restarted, and receives again', async () => {
     const sub = loop.subscribe(conn, ['k'], { patterns: ['kp.*'] });
     const messages: string[] = [];

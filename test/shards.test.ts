@@ -5,6 +5,7 @@ import {
   ConnectionClosedError, EventLoop, Future, RoutingError, shardSlotRanges, keySlot, type ShardSet,
 } from '../lib/index.js';
 import { startRedis, startShards, type RedisServer } from '../harness/index.js';
+import { startFakeServer } from '../harness/fake-server.js';
 import { outcome, within } from './support/helpers.js';
 
 describe('shard sets', function () {
@@ -154,6 +155,23 @@ describe('shard sets', function () {
     const lens = await Future.all(futures);
     expect(lens).to.deep.equal(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(await loop.sendCommand(fresh, 'LRANGE', 'order', 0, 2)).to.deep.equal(['0', '1', '2']);
+  });
+
+  it('a shard that does not answer COMMAND does not hold up the others: every shard is asked at once', async () => {
+    // The first shard takes the connection and the handshake, then never answers COMMAND. Before,
+    // only it was asked, and every command of the set waited for that ask to time out (5 s).
+    const stalled = await startFakeServer({ onCommand: (cmd) => (cmd[0]!.toUpperCase() === 'COMMAND' ? null : undefined) });
+    try {
+      const set = loop.shards([`redis://127.0.0.1:${stalled.port}`, servers[1]!.url, servers[2]!.url]);
+      const key = Array.from({ length: 100 }, (_, i) => `s${i}`).find((k) => set.shardOf(k) === 2)!;
+      expect(await within(loop.sendCommand(set, 'SET', key, 'v'), 4000, 'a command for a live shard')).to.equal('OK');
+      await within(set.whenReady(), 1000, 'whenReady');
+      expect(stalled.clients[0]!.commands.map((c) => c[0]!.toUpperCase())).to.include('COMMAND'); // asked, never answered
+      expect(await servers[2]!.command('GET', key)).to.equal('v');
+    } finally {
+      loop.disconnect();
+      await stalled.close();
+    }
   });
 
   it('fails only the dead shard\'s commands; the others keep flowing', async () => {

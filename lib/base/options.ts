@@ -229,10 +229,41 @@ const isCount = (v: unknown) => typeof v === 'number' && (Number.isInteger(v) ||
 /** The longest delay setTimeout() honours; it runs a longer one after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Why per-command options (`loop.send`, `tx.send`, `multi`, `script.run`) cannot be used, or
+ * undefined: options that are not an object are a wrong argument (TypeError); an unknown name or
+ * a bad value is a ConfigError, as the options of connect() and of every feature are.
+ */
+export function commandOptionsError(options: unknown, known: readonly string[], what = ''): Error | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    return new TypeError(`${what}command options must be an object like { timeout: 500 }, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) return new ConfigError(`${what}unknown command option "${key}" (known: ${known.join(', ')})`);
+  }
+  for (const key of ['returnBuffers', 'bigInt', 'resp3']) {
+    const v = o[key];
+    if (v !== undefined && typeof v !== 'boolean') return new ConfigError(`${what}${key} must be a boolean, got ${shown(v)}`);
+  }
+  const timeout = o.timeout;
+  if (timeout === undefined || timeout === 0) return undefined;
+  if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
+    return new ConfigError(`${what}timeout must be a positive number of ms, got ${shown(timeout)}`);
+  }
+  if (timeout > MAX_TIMER_MS) return new ConfigError(`${what}timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
+  return undefined;
+}
+
+function shown(v: unknown): string {
+  return typeof v === 'string' ? `the string "${v.slice(0, 32)}"` : String(v).slice(0, 32);
+}
+
 /** Merges user options over loop defaults over built-in defaults, and validates the result. */
 export function resolveOptions(user: string | ConnectionOptions, loopDefaults: ConnectionOptions = {}): ResolvedOptions {
-  if (typeof user !== 'string' && (user === null || typeof user !== 'object')) {
-    throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : typeof user}`);
+  if (typeof user !== 'string' && (user === null || typeof user !== 'object' || Array.isArray(user))) {
+    throw new ConfigError(`connect() takes a URL string or an options object, got ${user === null ? 'null' : Array.isArray(user) ? 'an array' : typeof user}`);
   }
   for (const source of [loopDefaults, user]) {
     if (typeof source === 'string') continue;

@@ -12,8 +12,11 @@ import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/inte
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
-import { concealSecrets, MAX_TIMER_MS, resolveOptions, type ConnectionOptions } from '../base/options.js';
+import { commandOptionsError, concealSecrets, resolveOptions, type ConnectionOptions } from '../base/options.js';
 import { ClientStateError, ConfigError, TimeoutError } from '../base/errors.js';
+
+/** What loop.send() (and tx.send()) take per command. */
+const COMMAND_OPTIONS = ['timeout', 'returnBuffers', 'bigInt', 'resp3'] as const;
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
 import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
 import { ShardSet } from '../routing/shards.js';
@@ -232,20 +235,12 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   }
 
   private applyOptions(target: CommandTarget, future: Future<unknown>, options: CommandOptions): Error | undefined {
-    for (const key of Object.keys(options)) {
-      if (key !== 'timeout' && key !== 'returnBuffers' && key !== 'bigInt' && key !== 'resp3') return new TypeError(`unknown command option "${key}" (known: timeout, returnBuffers, bigInt, resp3)`);
-    }
-    const { timeout, returnBuffers, bigInt, resp3 } = options;
-    if (returnBuffers !== undefined && typeof returnBuffers !== 'boolean') return new TypeError('returnBuffers must be a boolean');
-    if (bigInt !== undefined && typeof bigInt !== 'boolean') return new TypeError('bigInt must be a boolean');
+    const bad = commandOptionsError(options, COMMAND_OPTIONS);
+    if (bad !== undefined) return bad;
+    const { timeout, bigInt, resp3 } = options;
     if (bigInt !== undefined) future.bigInt = bigInt;
-    if (resp3 !== undefined && typeof resp3 !== 'boolean') return new TypeError('resp3 must be a boolean');
     if (resp3 !== undefined) future.resp3 = resp3;
     if (timeout === undefined || timeout === 0) return undefined;
-    if (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout)) {
-      return new TypeError(`timeout must be a positive number of ms, got ${String(timeout)}`);
-    }
-    if (timeout > MAX_TIMER_MS) return new TypeError(`timeout must be at most ${MAX_TIMER_MS} ms (0 for no limit), got ${timeout}`);
     future.timer = setTimeout(() => {
       future.rejectReply(new TimeoutError(`${future.command}: no reply within ${timeout}ms; its reply will be read and dropped`));
       target[kCommandTimedOut]?.(future); // resetOnTimeout applies to per-command timeouts too

@@ -20,6 +20,7 @@ import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../prot
 import { ExecAbortError, isRedirect, ReplyError } from '../base/errors.js';
 import type { CommandBlock } from '../routing/router.js';
 import { kBlockSlot, kSubmitBlock } from '../base/internal.js';
+import { commandOptionsError } from '../base/options.js';
 import { checkTarget, isRouter, targetKind } from '../routing/targets.js';
 import type { CommandTarget } from '../connection/target.js';
 
@@ -185,7 +186,7 @@ export function encodeBlock(commands: unknown): { parts: Encoded[]; names: strin
  * and rejects with ExecAbortError when a command was refused while queued.
  */
 export function multi(reporter: UnobservedErrorSink & object, target: CommandTarget, commands: readonly BlockCommand[], options?: MultiOptions): Future<unknown[] | null> {
-  const bad = checkTarget(target, reporter, 'multi()');
+  const bad = checkTarget(target, reporter, 'multi()') ?? commandOptionsError(options, ['returnBuffers'], 'multi(): ');
   const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
   const future = new Future<unknown[] | null>('MULTI', returnBuffers === true, reporter);
   if (bad !== undefined) {

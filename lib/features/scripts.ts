@@ -18,6 +18,7 @@ import { encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
 import { ReplyError } from '../base/errors.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkTarget } from '../routing/targets.js';
+import { commandOptionsError } from '../base/options.js';
 
 export interface ScriptRunOptions {
   /** Decode the reply's strings as Buffers (default: the target's setting). */
@@ -71,7 +72,7 @@ export class Script {
    * EVAL if the node does not have it. On a cluster or shard set the keys pick the node.
    */
   run<T = any>(target: CommandTarget, keys: readonly Arg[] = [], args: readonly Arg[] = [], options?: ScriptRunOptions): Future<T> {
-    const bad = checkTarget(target, this.reporter, 'script.run()');
+    const bad = checkTarget(target, this.reporter, 'script.run()') ?? commandOptionsError(options, ['returnBuffers'], 'script.run(): ');
     const future = new Future<T>('EVALSHA', options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers), this.reporter);
     if (bad !== undefined) {
       future.rejectReply(bad);

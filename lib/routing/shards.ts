@@ -112,29 +112,38 @@ export class ShardSet extends SlotRouter {
   }
 
   /**
-   * Reads the key specs from the first shard that answers; until then commands wait, for at
-   * most the connections' connectTimeout, so that no caller waits for servers that are all down.
+   * Reads the key specs from the first shard that answers: every shard is asked at once, so a
+   * shard that is down (or slow to answer) does not hold up the commands for the others until
+   * its COMMAND times out. Until one answers commands wait, for at most the connections'
+   * connectTimeout, so that no caller waits for servers that are all down.
    */
   private loadCommandTable(attempt: number): void {
-    const conn = this.connections[attempt % this.connections.length]!;
-    ask(conn, ['COMMAND'], 5000).then((reply) => {
-      if (this.closed) return;
-      this.table = new CommandTable(reply);
-      this.releaseParked();
-      this.ready?.resolve();
-    }, (err: Error) => {
-      if (this.closed) return;
-      const limit = conn.resolvedOptions.connectTimeout;
-      if (limit > 0 && Date.now() - this.startedAt > limit) {
-        this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${withoutWrittenNote(err)}; never written`));
-        this.ready?.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
-        this.ready = undefined;
-      }
-      this.retryTimer = setTimeout(() => this.loadCommandTable(attempt + 1), Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
-      // Somebody waits for the table (a parked command, whenReady()): keep the process alive until
-      // it comes or they are rejected above; the connections stop holding it after failQueuedAfter.
-      if (this.parkedCount === 0 && this.ready === undefined) this.retryTimer.unref();
-    });
+    let failed = 0;
+    for (const conn of this.connections) {
+      ask(conn, ['COMMAND'], 5000).then((reply) => {
+        if (this.closed || this.table !== undefined) return;
+        this.table = new CommandTable(reply);
+        this.releaseParked();
+        this.ready?.resolve();
+      }, (err: Error) => {
+        if (this.closed || this.table !== undefined || ++failed < this.connections.length) return;
+        this.commandTableFailed(conn, err, attempt);
+      });
+    }
+  }
+
+  /** Every shard failed to answer COMMAND: give up on the waiting commands past connectTimeout, and retry. */
+  private commandTableFailed(conn: Connection, err: Error, attempt: number): void {
+    const limit = conn.resolvedOptions.connectTimeout;
+    if (limit > 0 && Date.now() - this.startedAt > limit) {
+      this.rejectParked((name) => new TimeoutError(`${name}: no shard of this shard set answered COMMAND within ${limit}ms (connectTimeout): ${withoutWrittenNote(err)}; never written`));
+      this.ready?.reject(new TimeoutError(`no shard answered COMMAND within ${limit}ms: ${err.message}`));
+      this.ready = undefined;
+    }
+    this.retryTimer = setTimeout(() => this.loadCommandTable(attempt + 1), Math.min(1000, 50 * 2 ** Math.min(attempt, 5)));
+    // Somebody waits for the table (a parked command, whenReady()): keep the process alive until
+    // it comes or they are rejected above; the connections stop holding it after failQueuedAfter.
+    if (this.parkedCount === 0 && this.ready === undefined) this.retryTimer.unref();
   }
 
   /** @internal Stops retrying; commands still waiting for the command table are rejected. */

@@ -60,7 +60,7 @@ describe('reliability: bad input', function () {
     expect([results[0]!.value, results[2]!.value]).to.deep.equal(['a', 'b']);
   });
 
-  it('rejects bad command names, bad targets and malformed send() calls', async () => {
+  it('rejects bad command names, bad targets and malformed send() calls with a TypeError', async () => {
     const other = new EventLoop();
     const foreign = other.connect(server.url);
     try {
@@ -72,10 +72,8 @@ describe('reliability: bad input', function () {
         loop.sendCommand(foreign, 'PING'),
         loop.send(conn, 'GET k' as never),
         loop.send(conn, [] as never),
-        loop.send(conn, ['GET', 'k'], { bogus: 1 } as never),
-        loop.send(conn, ['GET', 'k'], { timeout: -5 }),
-        loop.send(conn, ['GET', 'k'], { timeout: 'soon' as never }),
-        loop.send(conn, ['GET', 'k'], { returnBuffers: 'yes' as never }),
+        loop.send(conn, ['GET', 'k'], null as never),
+        loop.send(conn, ['GET', 'k'], 'soon' as never),
       ]);
       const messages = results.map((r) => {
         expect(r.ok).to.equal(false);
@@ -89,13 +87,40 @@ describe('reliability: bad input', function () {
       expect(messages[4]).to.match(/target belongs to another EventLoop/);
       expect(messages[5]).to.match(/the command must be an array like \['GET', 'key'\], got string/);
       expect(messages[6]).to.match(/command name must be a non-empty string, got undefined/);
-      expect(messages[7]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3\)/);
-      expect(messages[8]).to.match(/timeout must be a positive number of ms, got -5/);
-      expect(messages[9]).to.match(/timeout must be a positive number of ms, got soon/);
-      expect(messages[10]).to.match(/returnBuffers must be a boolean/);
+      expect(messages[7]).to.match(/command options must be an object like \{ timeout: 500 \}, got null/);
+      expect(messages[8]).to.match(/command options must be an object .* got string/);
     } finally {
       await other.close();
     }
+  });
+
+  it('rejects unknown per-command options and bad option values with a ConfigError, as connect() does', async () => {
+    const script = loop.script('return 1');
+    const results = await writesOnly(0, () => [
+      loop.send(conn, ['GET', 'k'], { bogus: 1 } as never),
+      loop.send(conn, ['GET', 'k'], { timeout: -5 }),
+      loop.send(conn, ['GET', 'k'], { timeout: 'soon' as never }),
+      loop.send(conn, ['GET', 'k'], { returnBuffers: 'yes' as never }),
+      loop.send(conn, ['GET', 'k'], { resp3: 1 as never }),
+      loop.multi(conn, [['GET', 'k']], { returnBuffers: 'yes' as never }),
+      loop.multi(conn, [['GET', 'k']], { timeout: 5 } as never),
+      script.run(conn, [], [], { returnBuffers: 1 as never }),
+      script.run(conn, [], [], { bogus: true } as never),
+    ]);
+    const messages = results.map((r) => {
+      expect(r.ok).to.equal(false);
+      expect(r.error, r.error?.message).to.be.instanceOf(ConfigError);
+      return r.error!.message;
+    });
+    expect(messages[0]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3\)/);
+    expect(messages[1]).to.match(/timeout must be a positive number of ms, got -5/);
+    expect(messages[2]).to.match(/timeout must be a positive number of ms, got the string "soon"/);
+    expect(messages[3]).to.match(/returnBuffers must be a boolean, got the string "yes"/);
+    expect(messages[4]).to.match(/resp3 must be a boolean, got 1/);
+    expect(messages[5]).to.match(/^multi\(\): returnBuffers must be a boolean/);
+    expect(messages[6]).to.match(/^multi\(\): unknown command option "timeout" \(known: returnBuffers\)/);
+    expect(messages[7]).to.match(/^script\.run\(\): returnBuffers must be a boolean/);
+    expect(messages[8]).to.match(/^script\.run\(\): unknown command option "bogus"/);
   });
 
   it('throws ConfigError for unknown options and wrong option types, naming the option', () => {
@@ -127,6 +152,8 @@ describe('reliability: bad input', function () {
       [{ url: 42 }, /url must be a string/],
       [42, /connect\(\) takes a URL string or an options object, got number/],
       [null, /connect\(\) takes a URL string or an options object, got null/],
+      [[], /connect\(\) takes a URL string or an options object, got an array/],
+      [['redis://127.0.0.1:6379'], /connect\(\) takes a URL string or an options object, got an array/],
     ];
     for (const [options, message] of cases) {
       expect(() => loop.connect(options as never), JSON.stringify(options)).to.throw(ConfigError, message);
@@ -134,6 +161,12 @@ describe('reliability: bad input', function () {
     expect(() => new EventLoop({ bogus: 1 } as never)).to.throw(ConfigError, /unknown option "bogus"/);
     expect(() => new EventLoop({ reconnect: { retries: 1 } } as never)).to.throw(ConfigError, /unknown reconnect option "retries"/);
     expect(loop.connections).to.have.length(1); // nothing was opened for the bad ones
+  });
+
+  it('cluster() given one URL instead of an array of seeds says so', () => {
+    expect(() => loop.cluster('redis://127.0.0.1:7000' as never)).to.throw(ConfigError, /cluster\(\) takes an array of seeds: loop\.cluster\(\['redis:\/\/127\.0\.0\.1:7000'\]\)/);
+    expect(() => loop.cluster('redis://:secret@127.0.0.1:7000' as never)).to.throw(ConfigError, /loop\.cluster\(\['redis:\/\/host:port'\]\)/);
+    expect(loop.connections).to.have.length(1);
   });
 
   it('takes a port given as a string of digits, as a URL or an environment variable gives it', () => {

@@ -206,12 +206,12 @@ describe('reliability: timeouts', function () {
     before(async () => { server = await startRedis(); });
     after(async () => { await server.stop(); });
 
-    it('a per-command timeout is refused with a TypeError, never a TimeoutError after 1 ms', async () => {
+    it('a per-command timeout is refused with a ConfigError, never a TimeoutError after 1 ms', async () => {
       const loop = new EventLoop();
       try {
         const conn = loop.connect(server.url);
         const r = await within(outcome(loop.send(conn, ['BLPOP', 'no-such-list', '0.2'], { timeout: TOO_LONG })), 3000, 'the BLPOP');
-        expect(errorOf(r)).to.be.instanceOf(TypeError);
+        expect(errorOf(r)).to.be.instanceOf(ConfigError);
         expect(errorOf(r).message).to.match(/timeout must be .*2147483647/);
         expect(await loop.send(conn, ['BLPOP', 'no-such-list', '0.05'], { timeout: 2 ** 31 - 1 })).to.equal(null);
       } finally {
@@ -265,6 +265,24 @@ describe('reliability: timeouts', function () {
         expect(timeouts).to.have.length(4); // the first connect and three reconnects
         expect(fake.connectionCount).to.equal(4);
         expect(fake.clients[0]!.commands.map((c) => c[0])).to.deep.equal(['HELLO', 'SELECT']); // nothing else (AUTH goes with HELLO 3)
+      } finally {
+        loop.disconnect();
+        await fake.close();
+      }
+    });
+
+    it('a cluster whose seed never answers CLUSTER SHARDS rejects the waiting commands at the first failed read past connectTimeout', async () => {
+      const fake = await startFakeServer({ onCommand: (cmd) => (cmd[0]!.toUpperCase() === 'CLUSTER' ? null : undefined) });
+      const loop = new EventLoop();
+      loop.on('error', () => {});
+      try {
+        const cluster = loop.cluster([`redis://127.0.0.1:${fake.port}`], { connectTimeout: 100 });
+        const r = await within(outcome(loop.sendCommand(cluster, 'GET', 'k')), 10_000, 'the waiting command');
+        expect(!r.ok && r.error instanceof ConnectionClosedError && !r.error.written, String(errorOf(r))).to.equal(true);
+        expect(errorOf(r).message).to.match(/no seed of the cluster answered CLUSTER SHARDS within 100ms \(connectTimeout\)/);
+        // Before, the clock started at the first failed read (2 s in): the second one rejected.
+        const reads = fake.clients.flatMap((c) => c.commands).filter((c) => c[0]!.toUpperCase() === 'CLUSTER');
+        expect(reads).to.have.length(1);
       } finally {
         loop.disconnect();
         await fake.close();

@@ -78,7 +78,12 @@ export class Cluster extends SlotRouter {
   private replicaTimer: NodeJS.Timeout | undefined;
   /** Made only for a caller of whenReady(), so a failure always has a listener. */
   private ready: DeferredPromise<void> | undefined;
-  private discoveryFailingSince = 0;
+  /**
+   * Since when no map could be read, while none is known. Counted from the start, so commands
+   * sent before the first map reject at the first failed read past connectTimeout, not
+   * connectTimeout after it (a seed that never answers takes 2 s per read to fail).
+   */
+  private discoveryFailingSince = Date.now();
 
   /** @internal use loop.cluster() */
   constructor(owner: LoopPort, seeds: ReadonlyArray<string | ConnectionOptions>, options: ClusterOptions = {}) {

@@ -47,6 +47,8 @@ export interface ResolvedClusterOptions {
 
 /** Checks `options` (ConfigError naming what is wrong) and derives the node template from the first seed. */
 export function resolveClusterOptions(seeds: ReadonlyArray<string | ConnectionOptions>, options: ClusterOptions = {}): ResolvedClusterOptions {
+  const given: unknown = seeds;
+  if (typeof given === 'string') throw new ConfigError(`cluster() takes an array of seeds: loop.cluster(['${given.length <= 64 && !given.includes('@') ? given : 'redis://host:port'}'])`);
   if (!Array.isArray(seeds) || seeds.length === 0) throw new ConfigError('cluster() needs at least one seed: a redis:// URL or connection options of one node');
   if (options === null || typeof options !== 'object') throw new ConfigError('cluster options must be an object');
   const { readFrom = 'master', refreshInterval = 30_000, maxRedirections = 16, clusterDownTimeout = 30_000, natMap, ...connOptions } = options;
