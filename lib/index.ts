@@ -14,6 +14,7 @@ export type { ReplySink } from './core/future.js';
 export type { Settled } from './features/batch.js';
 export type { CommandTarget } from './connection/target.js';
 export type { ConnectionOptions, ReconnectOptions } from './base/options.js';
+export type { CacheOptions, CacheStats, CacheControl, ResolvedCacheOptions } from './base/cache-options.js';
 export { parseRedisUrl, Secret } from './base/options.js';
 export type { Arg, Encoded } from './protocol/encoder.js';
 export {

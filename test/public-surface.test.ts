@@ -22,7 +22,7 @@ const VALUES = [
 ];
 
 const TYPES = [
-  'Arg', 'BlockCommand', 'CacheMessage', 'Channel', 'CheckedArgs', 'ClusterNodeInfo', 'ClusterOptions', 'ClusterStats', 'CommandMessage', 'CommandOptions',
+  'CacheOptions', 'CacheStats', 'CacheControl', 'ResolvedCacheOptions', 'Arg', 'BlockCommand', 'CacheMessage', 'Channel', 'CheckedArgs', 'ClusterNodeInfo', 'ClusterOptions', 'ClusterStats', 'CommandMessage', 'CommandOptions',
   'CommandTarget', 'ConnectMessage', 'ConnectionOptions', 'ConnectionState', 'ConnectionStats', 'Encoded', 'EventLoopEvents', 'EventLoopOptions', 'FramedBatch',
   'KeyScanOptions', 'LendOptions', 'MassInsertCommand', 'MassInsertFailure', 'MassInsertOptions', 'MassInsertProgress',
   'MassInsertReport', 'MassInsertSource', 'MultiOptions', 'NodeAddress', 'NotAnArg', 'PubSubMessage', 'ReadFrom',
@@ -33,7 +33,7 @@ const TYPES = [
 
 /** What a user may call or read on a Connection (public members of its declaration). */
 const CONNECTION_MEMBERS = [
-  'address', 'bufferedBytes', 'close', 'commandTimeout', 'defaultReturnBuffers', 'disconnect', 'id', 'loop',
+  'address', 'bufferedBytes', 'cache', 'close', 'commandTimeout', 'defaultReturnBuffers', 'disconnect', 'id', 'loop',
   'pendingReplies', 'protocol', 'resolvedOptions', 'state', 'stats', 'submit', 'toJSON', 'waitForRoom', 'whenClosed',
   '[inspect.custom]',
 ];

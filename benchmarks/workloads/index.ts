@@ -13,10 +13,12 @@ import { pubsubWorkload } from './pubsub.js';
 import { scanWorkload } from './scan.js';
 import { scanClusterWorkload } from './scan-cluster.js';
 import { clusterBatchWorkload, multiWorkload, txContentionWorkload } from './transactions.js';
+import { cacheOneAtATime, cacheSetWindows, cacheWindows } from './cache.js';
 
 export const WORKLOADS: readonly Workload[] = [
   pingPypredis, pingWindows, sunion, setget, clusterSetget, sentinelSetget, massInsertWorkload, massInsertClusterWorkload,
   massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, txContentionWorkload, pubsubWorkload, scanWorkload, scanClusterWorkload,
+  cacheWindows, cacheOneAtATime, cacheSetWindows,
 ];
 
 export function findWorkloads(ids: readonly string[] | undefined): Workload[] {

@@ -36,3 +36,5 @@ export const kSubmitBlock: unique symbol = Symbol('redloop.submitBlock');
 export const kSubmitToSlot: unique symbol = Symbol('redloop.submitToSlot');
 /** Cluster: watches the slot map (pub/sub's sharded channels follow it); returns the function that stops watching. */
 export const kWatchTopology: unique symbol = Symbol('redloop.watchTopology');
+/** Connection, Cluster, ShardSet: the target's client-side cache front (lib/cache), undefined when it has none. */
+export const kCacheFront: unique symbol = Symbol('redloop.cacheFront');

@@ -5,6 +5,7 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { inspect } from 'node:util';
 import { ConfigError } from './errors.js';
+import { resolveCacheOptions, type CacheOptions, type ResolvedCacheOptions } from './cache-options.js';
 
 /**
  * A password that cannot leak by accident: util.inspect, JSON.stringify, String() and
@@ -103,6 +104,12 @@ export interface ConnectionOptions {
   /** Send READONLY after connecting, to read from a Redis Cluster replica. Default false. */
   readOnly?: boolean | undefined;
   /**
+   * Client-side caching (docs/cache.md): reads sent with `{ cache: true | ttlMs }` (or every
+   * cacheable read, with `auto`) are answered from memory until the server invalidates them.
+   * Needs RESP3. true for the defaults.
+   */
+  cache?: CacheOptions | boolean | undefined;
+  /**
    * RESP version: 3 (default) says `HELLO 3` in the handshake and falls back to RESP2 silently
    * when the server does not know HELLO (Redis < 6); 2 never says HELLO. Replies have the same
    * shapes either way unless `resp3` is on (see docs/resp3.md).
@@ -140,6 +147,7 @@ export interface ResolvedOptions {
   maxBufferedBytes: number;
   keepAlive: number | false;
   readOnly: boolean;
+  cache: ResolvedCacheOptions | undefined;
   protocol: 2 | 3;
   resp3: boolean;
 }
@@ -152,7 +160,7 @@ const DEFAULTS: Omit<ResolvedOptions, 'reconnect'> = {
   host: '127.0.0.1', port: 6379, path: undefined, username: undefined, password: undefined, db: 0,
   name: undefined, tls: undefined, connectTimeout: 10_000, commandTimeout: 0, resetOnTimeout: false,
   returnBuffers: false, bigInt: false, offlineQueue: true, maxOfflineQueue: 100_000, maxPending: 10_000,
-  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false, protocol: 3, resp3: false,
+  maxBufferedBytes: 4 * 1024 * 1024, keepAlive: 30_000, readOnly: false, protocol: 3, resp3: false, cache: undefined,
 };
 
 const KNOWN = new Set<string>(['url', ...Object.keys(DEFAULTS), 'reconnect']);
@@ -316,6 +324,9 @@ export function resolveOptions(user: string | ConnectionOptions, loopDefaults: C
   }
   check(r.protocol === 2 || r.protocol === 3, `protocol must be 2 or 3 (RESP2 or RESP3), got ${String(r.protocol).slice(0, 32)}`);
   check(!(r.resp3 && r.protocol === 2), 'resp3: true needs protocol 3 (native RESP3 types cannot come over RESP2)');
+
+  r.cache = resolveCacheOptions(merged.cache);
+  check(!(r.cache !== undefined && r.protocol === 2), 'cache needs RESP3 (the server pushes its invalidations on the connection): remove protocol: 2, or the cache option');
 
   const tlsGiven = merged.tls;
   if (tlsGiven === true) r.tls = {};

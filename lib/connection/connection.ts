@@ -18,6 +18,7 @@ import {
 } from '../base/errors.js';
 import { backoffDelay, type ResolvedOptions } from '../base/options.js';
 import type { CommandTarget } from './target.js';
+import type { CacheControl } from '../base/cache-options.js';
 import { warnUnheardError } from '../base/warnings.js';
 import { ReplyQueue, type PushHandler, type PushListener } from './reply-queue.js';
 import {
@@ -110,6 +111,8 @@ export class Connection implements CommandTarget {
   private readonly owner: ConnectionOwner;
   /** The EventLoop this connection belongs to. */
   readonly loop: unknown;
+  /** The client-side cache of this connection's server (`cache` option), else undefined. See docs/cache.md. */
+  declare readonly cache: CacheControl | undefined;
 
   private socket: net.Socket | undefined;
   private _state: ConnectionState = 'connecting';

@@ -8,7 +8,7 @@ import { Connection, type ConnectionObserver, type ReconnectingInfo } from '../c
 import { Future } from './future.js';
 import { checkTraceArgs, TracedFuture, type TraceArgs } from './tracing.js';
 import { commandChannel } from '../base/channels.js';
-import { kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
+import { kAddPushListener, kCommandTimedOut, kConnect, kFlush, kScheduleFlush } from '../base/internal.js';
 import type { CommandTarget } from '../connection/target.js';
 import { checkCommandName, encodeCommand, type Arg } from '../protocol/encoder.js';
 import type { CheckedArgs } from './args.js';
@@ -16,7 +16,7 @@ import { commandOptionsError, concealSecrets, resolveOptions, type ConnectionOpt
 import { ClientStateError, ConfigError, TimeoutError } from '../base/errors.js';
 
 /** What loop.send() (and tx.send()) take per command. */
-const COMMAND_OPTIONS = ['timeout', 'returnBuffers', 'bigInt', 'resp3'] as const;
+const COMMAND_OPTIONS = ['timeout', 'returnBuffers', 'bigInt', 'resp3', 'cache'] as const;
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
 import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
 import { ShardSet } from '../routing/shards.js';
@@ -30,6 +30,12 @@ import { script as makeScript, type Script } from '../features/scripts.js';
 import { withConnection, type LendOptions } from '../features/transactions/pool.js';
 import { transaction, type Transaction, type TransactionOptions } from '../features/transactions/transaction.js';
 import type { Settled } from '../features/batch.js';
+import { CacheHub, CACHE_FRONT } from '../cache/hub.js';
+import { resolveCacheOptions, type CacheOptions } from '../base/cache-options.js';
+import { CommandTable } from '../routing/commands.js';
+import { RouterCache } from '../routing/cache-front.js';
+import { sendCached, type CacheFront } from './cached-send.js';
+import type { Encoded } from '../protocol/encoder.js';
 
 /** Options for one command, for `loop.send()`. */
 export interface CommandOptions {
@@ -45,6 +51,11 @@ export interface CommandOptions {
   resp3?: boolean | undefined;
   /** ms to wait for this reply (overrides commandTimeout; uses a timer of its own). */
   timeout?: number | undefined;
+  /**
+   * Answer from the target's client-side cache (docs/cache.md): true, or the most ms an entry
+   * may have been kept; false to bypass `cache.auto`. Only read-only commands with keys.
+   */
+  cache?: boolean | number | undefined;
 }
 
 /** The loop's options: defaults for every connect(), and what applies to the loop itself. */
@@ -74,8 +85,17 @@ export interface EventLoopEvents {
   unobservedError: (err: Error, command: string) => void;
 }
 
+/** Registers the cache's invalidation handler for a connection's push frames; false when it speaks RESP2. */
+function listenForPushes(conn: Connection, onPush: (frame: unknown) => void): boolean {
+  if (conn.resolvedOptions.protocol !== 3) return false;
+  conn[kAddPushListener]((frame) => onPush(frame));
+  return true;
+}
+
 export class EventLoop extends EventEmitter<EventLoopEvents> {
   private readonly defaults: ConnectionOptions;
+  /** The client-side caches, made with the first target that has one. */
+  private cacheHub: CacheHub | undefined;
   private readonly traceArgs: TraceArgs;
   private readonly owned = new Set<Connection>();
   /** Clusters, shard sets and sentinel targets: they hold timers and waiting commands of their own. */
@@ -107,7 +127,9 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   /** @internal loop.connect() for a layer's own connection: `observer` hears of its lifecycle, not of every connection's. */
   [kConnect](target: string | ConnectionOptions, observer: ConnectionObserver | undefined): Connection {
     if (this.closed && !this.settlingRouters) throw new ClientStateError('connect(): this EventLoop is closed');
-    const conn = new Connection(this, resolveOptions(target, this.defaults), observer);
+    const resolved = resolveOptions(target, this.defaults);
+    const conn = new Connection(this, resolved, observer);
+    if (resolved.cache !== undefined || this.cacheHub?.has(conn.address)) this.hub().attach(conn, resolved.cache);
     this.owned.add(conn);
     conn.whenClosed().then(() => this.owned.delete(conn));
     return conn;
@@ -123,6 +145,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     if (this.closed) throw new ClientStateError('cluster(): this EventLoop is closed');
     const cluster = new Cluster(this, seeds, options);
     this.routers.add(cluster);
+    const cache = resolveCacheOptions(options?.cache ?? this.defaults.cache);
+    if (cache !== undefined) this.attachRouterCache(cluster, cache, 'cluster', options?.bigInt ?? this.defaults.bigInt ?? false, options?.resp3 ?? this.defaults.resp3 ?? false);
     return cluster;
   }
 
@@ -143,19 +167,39 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
    * A client-side shard set over standalone servers (URLs, options or Connections of this
    * loop), keys placed by hash slot as a Redis Cluster with these masters, in this order, would.
    */
-  shards(members: ReadonlyArray<string | ConnectionOptions | Connection>): ShardSet {
+  shards(members: ReadonlyArray<string | ConnectionOptions | Connection>, options: { cache?: CacheOptions | boolean | undefined } = {}): ShardSet {
     if (this.closed) throw new ClientStateError('shards(): this EventLoop is closed');
     if (!Array.isArray(members) || members.length === 0) throw new ConfigError('shards() needs at least one server: URLs, connection options or Connections');
+    if (options === null || typeof options !== 'object') throw new ConfigError('shards() options must be an object ({ cache })');
+    const cache = resolveCacheOptions(options.cache ?? this.defaults.cache);
     const conns = members.map((m, i) => {
       if (m instanceof Connection) {
         if (m.loop !== this) throw new ConfigError(`shards(): member ${i} is a Connection of another EventLoop`);
+        if (cache !== undefined && (m as { cache?: unknown }).cache === undefined) this.hub().attach(m, cache);
         return m;
       }
-      return this.connect(m);
+      if (cache === undefined) return this.connect(m);
+      return this.connect(typeof m === 'string' ? { url: m, cache } : { cache, ...m });
     });
     const set = new ShardSet(this, conns);
     this.routers.add(set);
+    if (cache !== undefined) this.attachRouterCache(set, cache, 'shard set', conns[0]!.resolvedOptions.bigInt, conns[0]!.resolvedOptions.resp3);
     return set;
+  }
+
+  private hub(): CacheHub {
+    this.cacheHub ??= new CacheHub(this as never, (reply) => new CommandTable(reply), listenForPushes);
+    return this.cacheHub;
+  }
+
+  private attachRouterCache(router: Cluster | ShardSet, cache: NonNullable<ReturnType<typeof resolveCacheOptions>>, kind: 'cluster' | 'shard set', bigInt: boolean, resp3: boolean): void {
+    const hub = this.hub();
+    (router as unknown as Record<symbol, unknown>)[CACHE_FRONT] = new RouterCache(router, cache, kind, bigInt, resp3);
+    // Its command table serves the node connections' own fronts too (writes sent to them directly).
+    router.whenReady().then(() => {
+      const table = router.commandTable;
+      if (table !== undefined) hub.offerTable(table);
+    }, () => {});
   }
 
   /** The connections this loop owns that are not closed for good. */
@@ -193,12 +237,26 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
 
   private dispatch<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Future<T> {
     const bad = this.checkTarget(target) ?? checkCommandName(name);
+    // Options that are not an object are refused by sendPlain (applyOptions), cached target or not.
+    if (bad === undefined && (options === undefined || (options !== null && typeof options === 'object'))) {
+      // Targets with a cache, and { cache } asked of any: see cached-send.ts. One property read otherwise.
+      const front = (target as unknown as Record<symbol, CacheFront | undefined>)[CACHE_FRONT];
+      if (front !== undefined || (options !== undefined && options.cache !== undefined)) return sendCached<T>(this, target, front, name, args, from, options);
+    }
+    return this.sendPlain<T>(target, name, args, from, options, bad, undefined);
+  }
+
+  /**
+   * @internal The send path without the cache (cached-send.ts comes back here for what it does
+   * not answer itself): `bad` is the target's or name's error, `parked` a future made already.
+   */
+  sendPlain<T>(target: CommandTarget, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined, bad: Error | undefined, parked: Future<T> | undefined): Future<T> {
     const returnBuffers = options?.returnBuffers ?? (bad === undefined && target.defaultReturnBuffers);
     // The one check tracing costs a command when nobody listens (docs/tracing.md).
-    const traced = commandChannel.hasSubscribers;
-    const future = traced
+    const traced = parked === undefined && commandChannel.hasSubscribers;
+    const future = parked ?? (traced
       ? new TracedFuture<T>(typeof name === 'string' ? name : '?', returnBuffers, this)
-      : new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this);
+      : new Future<T>(typeof name === 'string' ? name : '?', returnBuffers, this));
     if (bad !== undefined) {
       future.rejectReply(bad);
       return future;
@@ -227,6 +285,24 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     }
     target.submit(encoded, future, name, args, from);
     return future;
+  }
+
+  /** @internal Encodes a command and applies its options to `future` (cached-send.ts); undefined once `future` is rejected. */
+  prepare(target: CommandTarget, future: Future<unknown>, name: string, args: ArrayLike<unknown>, from: number, options: CommandOptions | undefined): Encoded | undefined {
+    const encoded = encodeCommand(name, args, from);
+    if (typeof encoded !== 'string' && !Array.isArray(encoded)) {
+      future.rejectReply(encoded);
+      return undefined;
+    }
+    if (options !== undefined) {
+      const err = this.applyOptions(target, future, options);
+      if (err !== undefined) {
+        future.rejectReply(err);
+        return undefined;
+      }
+    }
+    if (options?.timeout === undefined && target.commandTimeout !== 0) future.deadline = Date.now() + target.commandTimeout;
+    return encoded as Encoded;
   }
 
   private checkTarget(target: CommandTarget): Error | undefined {

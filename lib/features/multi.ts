@@ -15,6 +15,7 @@
  * failure, and the cluster sends the block again, whole, where it says. A block whose EXEC
  * answered is never sent again.
  */
+import { frontOf } from '../core/cached-send.js';
 import { Future, type ReplySink, type UnobservedErrorSink } from '../core/future.js';
 import { checkCommandName, encodeCommand, type Arg, type Encoded } from '../protocol/encoder.js';
 import { ExecAbortError, isRedirect, ReplyError } from '../base/errors.js';
@@ -199,6 +200,8 @@ export function multi(reporter: UnobservedErrorSink & object, target: CommandTar
     return future;
   }
   if (target.commandTimeout !== 0) future.deadline = Date.now() + target.commandTimeout;
+  const front = frontOf(target);
+  if (front !== undefined) for (const cmd of commands) front.beforeSend(String(cmd[0]), cmd, 1); // own writes leave the client-side cache
   if (!isRouter(target)) {
     new MultiBlock(encoded.parts, encoded.names, false).writeTo(target as unknown as { submit(e: Encoded, s: ReplySink): void }, future);
     return future;

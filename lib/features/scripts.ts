@@ -11,6 +11,7 @@
  * server's key specs for EVALSHA/EVAL: numkeys, then the keys), and the EVAL is routed again,
  * so a slot that moved in between is followed.
  */
+import { frontOf } from '../core/cached-send.js';
 import { createHash } from 'node:crypto';
 import { Future, type UnobservedErrorSink } from '../core/future.js';
 import { ForwardingSink } from '../base/reply-sink.js';
@@ -89,6 +90,7 @@ export class Script {
       return future;
     }
     if (target.commandTimeout !== 0) future.deadline = Date.now() + target.commandTimeout;
+    frontOf(target)?.beforeSend('EVALSHA', argv, 0); // the keys it declares leave the client-side cache
     target.submit(encoded, new ScriptSink(this, future as Future<unknown>, target, argv), 'EVALSHA', argv, 0);
     return future;
   }

@@ -12,6 +12,10 @@ export const enum CommandFlag {
   Blocking = 4,
   PubSub = 8,
   NoScript = 16,
+  /** The `nondeterministic_output` tip (TIME, RANDOMKEY, SRANDMEMBER, PTTL...): the client-side cache never keeps these. */
+  NondeterministicOutput = 32,
+  /** The `@scripting` ACL category (EVAL, FCALL_RO...). */
+  Scripting = 64,
 }
 
 const FLAG_BITS: Record<string, number> = {
@@ -85,6 +89,8 @@ function parseEntry(entry: unknown): CommandInfo | undefined {
   const name = String(entry[0]).toLowerCase();
   let flags = 0;
   if (Array.isArray(entry[2])) for (const f of entry[2]) flags |= FLAG_BITS[String(f)] ?? 0;
+  if (Array.isArray(entry[6]) && entry[6].some((c) => String(c) === '@scripting')) flags |= CommandFlag.Scripting;
+  if (Array.isArray(entry[7]) && entry[7].some((t) => String(t) === 'nondeterministic_output')) flags |= CommandFlag.NondeterministicOutput;
   let specs: KeySpec[];
   if (Array.isArray(entry[8])) {
     specs = entry[8].map(parseKeySpec);

@@ -10,6 +10,7 @@ import type { ReplySink } from '../base/reply-sink.js';
 import type { Encoded } from '../protocol/encoder.js';
 import type { CommandTarget } from '../connection/target.js';
 import { RoutingError } from '../base/errors.js';
+import type { CacheControl } from '../base/cache-options.js';
 import { kBlockSlot, kKeyOf, kSubmitBlock, kSubmitToSlot } from '../base/internal.js';
 import { CommandFlag, type CommandInfo, type CommandTable } from './commands.js';
 import { keySlot } from './slot.js';
@@ -43,6 +44,8 @@ export abstract class SlotRouter implements CommandTarget {
   abstract readonly loop: unknown;
   abstract readonly commandTimeout: number;
   abstract readonly defaultReturnBuffers: boolean;
+  /** The client-side cache over this router's nodes (`cache` option), else undefined. See docs/cache.md. */
+  declare readonly cache: CacheControl | undefined;
   /** What this router is called in messages ('cluster', 'shard set'). */
   protected abstract readonly kind: string;
   protected table: CommandTable | undefined;
@@ -83,6 +86,19 @@ export abstract class SlotRouter implements CommandTarget {
 
   /** Sends a block whose keys all hash to `slot` (see submitBlock). */
   protected abstract sendBlockToSlot(slot: number, block: CommandBlock, sink: ReplySink): void;
+
+  /** @internal The server's command table (key specs, flags), once read: for the client-side cache. */
+  get commandTable(): CommandTable | undefined {
+    return this.table;
+  }
+
+  /** @internal True once the router was closed. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** @internal Told when slots change owner (resharding, failover): the client-side cache drops them. */
+  onSlotsMoved: ((slots: readonly number[]) => void) | undefined = undefined;
 
   /** True once kBlockSlot can answer (the command table is known). */
   get canRouteBlocks(): boolean {

@@ -112,7 +112,7 @@ describe('reliability: bad input', function () {
       expect(r.error, r.error?.message).to.be.instanceOf(ConfigError);
       return r.error!.message;
     });
-    expect(messages[0]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3\)/);
+    expect(messages[0]).to.match(/unknown command option "bogus" \(known: timeout, returnBuffers, bigInt, resp3, cache\)/);
     expect(messages[1]).to.match(/timeout must be a positive number of ms, got -5/);
     expect(messages[2]).to.match(/timeout must be a positive number of ms, got the string "soon"/);
     expect(messages[3]).to.match(/returnBuffers must be a boolean, got the string "yes"/);

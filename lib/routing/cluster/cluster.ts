@@ -102,6 +102,7 @@ export class Cluster extends SlotRouter {
       closedError: (name) => this.closedError(name),
       refresh: () => this.refresh(),
       pollWhileDown: () => this.pollWhileDown(),
+      slotsMoved: (slots) => this.onSlotsMoved?.(slots),
       held: this.heldDeadlines,
     });
     for (const seed of o.seeds) this.seedConns.push(owner[kConnect](seed, observer));
@@ -225,7 +226,10 @@ export class Cluster extends SlotRouter {
 
   private apply(shards: Parameters<SlotMap['apply']>[0]): void {
     this.discoveryFailingSince = 0;
-    const change = this.map.apply(shards, this.seedConns, (slots, old) => this.redirects.fence(slots, old));
+    const change = this.map.apply(shards, this.seedConns, (slots, old) => {
+      this.redirects.fence(slots, old);
+      this.onSlotsMoved?.(slots); // the client-side cache drops the slots that changed owner
+    });
     if (change.layout !== this.layout) {
       this.layout = change.layout;
       if (topologyChannel.hasSubscribers) publishTopology(this.map, shards);

@@ -27,6 +27,8 @@ export interface RedirectHost {
   refresh(): void;
   /** Reads the map again soon while a node is down or commands wait for one. */
   pollWhileDown(): void;
+  /** A MOVED taught that these slots changed owner (the client-side cache drops them). */
+  slotsMoved(slots: readonly number[]): void;
   /** The timeouts of the commands held here (for a map, behind a fence, between retries). */
   readonly held: HeldDeadlines;
 }
@@ -144,6 +146,7 @@ export class Redirects {
             // reach the new owner after the older ones this MOVED is the first of.
             const old = this.map.slots[to.slot]?.master;
             if (old !== node && old?.conn !== undefined) this.fence([to.slot], old.conn);
+            if (old !== node) this.host.slotsMoved([to.slot]);
             this.map.moved(to.slot, node);
             this.host.refresh();
           } else {
