@@ -22,6 +22,7 @@ const META = {
   'redloop-resp2': { label: 'redloop sendCommand + Future.all, RESP2', kind: 'redloop' },
   'redloop-traced': { label: 'redloop traced (a subscriber on redloop:command)', kind: 'redloop' },
   'redloop-naive': { label: 'redloop, await each in turn', kind: 'naive' },
+  'redloop-sentinel': { label: 'redloop through loop.sentinel()', kind: 'redloop' },
   'redloop-cached': { label: 'redloop { cache: true } (client-side cache)', kind: 'redloop' },
   'redloop-cache-off': { label: 'redloop, cache option off', kind: 'redloop' },
   'node-redis-cache': { label: 'node-redis RESP3 + clientSideCache', kind: 'peer' },

@@ -1,6 +1,6 @@
 // `npm run example [-- <name>]`: runs one example (default: pypredis) against throwaway
 // redis-server processes, or against the servers in REDIS_URLS (comma-separated).
-const EXAMPLES = ['pypredis', 'blocking', 'massinsert', 'cluster', 'opentelemetry'];
+const EXAMPLES = ['pypredis', 'blocking', 'massinsert', 'cluster', 'opentelemetry', 'sentinel'];
 
 const name = process.argv[2] ?? 'pypredis';
 if (EXAMPLES.includes(name)) {

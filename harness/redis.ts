@@ -34,6 +34,11 @@ export interface StartRedisOptions {
   port?: number;
   /** How long to wait for "Ready to accept connections" (default 10 s). */
   startTimeoutMs?: number;
+  /**
+   * Arguments before all others: a config file (and `--sentinel`), which redis-server wants
+   * first. The file is the caller's; a sentinel rewrites it.
+   */
+  leadingArgs?: string[];
 }
 
 /** A free TCP port on the loopback interface, found by binding port 0 and closing it. */
@@ -130,6 +135,7 @@ export class RedisServer {
           '--tls-key-file', material.keyFile, '--tls-ca-cert-file', material.caFile, '--tls-auth-clients', 'no']
         : ['--port', String(port)];
       const args = [
+        ...(opts.leadingArgs ?? []),
         ...listen,
         '--bind', LOOPBACK, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no',
         ...extra,

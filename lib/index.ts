@@ -25,6 +25,8 @@ export { Cluster } from './routing/cluster/cluster.js';
 export type { ClusterOptions, ClusterNodeInfo, ClusterStats, ReadFrom } from './routing/cluster/cluster.js';
 export type { NodeAddress } from './routing/cluster/topology.js';
 export { ShardSet, shardSlotRanges } from './routing/shards.js';
+export { Sentinel } from './routing/sentinel/sentinel.js';
+export type { SentinelConfig, SentinelOptions, SentinelReadFrom, SentinelReplicaInfo, SentinelStats } from './routing/sentinel/sentinel.js';
 export { keySlot } from './routing/slot.js';
 export { MassInsertError } from './features/massinsert/massinsert.js';
 export type {

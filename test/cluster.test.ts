@@ -299,7 +299,7 @@ describe('Redis Cluster (loop.cluster)', function () {
   it('follows MOVED after a slot is moved by hand, then goes straight to the new owner', async () => {
     await cluster.whenReady();
     const topo: Cluster[] = [];
-    loop.on('topology', (c) => topo.push(c));
+    loop.on('topology', (c) => topo.push(c as Cluster));
     const key = 'moved:key';
     await loop.sendCommand(cluster, 'SET', key, 'one');
     const slot = keySlot(key);

@@ -17,7 +17,7 @@ const INDEX = path.join(ROOT, 'dist/lib/index.d.ts');
 const VALUES = [
   'AttributedReply', 'AuthError', 'CHANNELS', 'ClientStateError', 'Cluster', 'ConfigError', 'Connection', 'ConnectionClosedError', 'EventLoop',
   'ExecAbortError', 'Future', 'MalformedInputError', 'MassInsertError', 'NestedTransactionError', 'ProtocolError', 'RedloopError', 'ReplyError',
-  'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'ShardSet', 'Subscription', 'TimeoutError',
+  'RespRequestFramer', 'RoutingError', 'ScanIterator', 'Script', 'Secret', 'Sentinel', 'ShardSet', 'Subscription', 'TimeoutError',
   'Transaction', 'TransactionRetryError', 'VerbatimString', 'keySlot', 'parseRedisUrl', 'shardSlotRanges',
 ];
 
@@ -27,7 +27,8 @@ const TYPES = [
   'KeyScanOptions', 'LendOptions', 'MassInsertCommand', 'MassInsertFailure', 'MassInsertOptions', 'MassInsertProgress',
   'MassInsertReport', 'MassInsertSource', 'MultiOptions', 'NodeAddress', 'NotAnArg', 'PubSubMessage', 'ReadFrom',
   'ReconnectMessage', 'ReconnectOptions', 'ReconnectingInfo', 'RedirectMessage', 'ReplySink', 'ResolvedOptions', 'ResolvedReconnect', 'ScanOptions',
-  'ScriptRunOptions', 'Settled', 'SubscribeOptions', 'TargetKind', 'TopologyMessage', 'TopologyShardMessage', 'TraceArgs', 'TransactionOptions', 'WriteMessage',
+  'ScriptRunOptions', 'SentinelConfig', 'SentinelOptions', 'SentinelReadFrom', 'SentinelReplicaInfo', 'SentinelStats',
+  'Settled', 'SubscribeOptions', 'TargetKind', 'TopologyMessage', 'TopologyShardMessage', 'TraceArgs', 'TransactionOptions', 'WriteMessage',
 ];
 
 /** What a user may call or read on a Connection (public members of its declaration). */

@@ -3,6 +3,7 @@
 // file exporting a Workload and one more line here.
 import type { Workload } from '../types.js';
 import { clusterSetget } from './cluster.js';
+import { sentinelSetget } from './sentinel.js';
 import { massInsertWorkload } from './massinsert.js';
 import { massInsertClusterWorkload, massInsertShardsWorkload } from './massinsert-cluster.js';
 import { pingPypredis, pingWindows } from './ping.js';
@@ -15,7 +16,7 @@ import { clusterBatchWorkload, multiWorkload, txContentionWorkload } from './tra
 import { cacheOneAtATime, cacheSetWindows, cacheWindows } from './cache.js';
 
 export const WORKLOADS: readonly Workload[] = [
-  pingPypredis, pingWindows, sunion, setget, clusterSetget, massInsertWorkload, massInsertClusterWorkload,
+  pingPypredis, pingWindows, sunion, setget, clusterSetget, sentinelSetget, massInsertWorkload, massInsertClusterWorkload,
   massInsertShardsWorkload, multiWorkload, clusterBatchWorkload, txContentionWorkload, pubsubWorkload, scanWorkload, scanClusterWorkload,
   cacheWindows, cacheOneAtATime, cacheSetWindows,
 ];

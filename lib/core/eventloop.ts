@@ -20,6 +20,7 @@ const COMMAND_OPTIONS = ['timeout', 'returnBuffers', 'bigInt', 'resp3', 'cache']
 import { massInsert, type MassInsertOptions, type MassInsertReport, type MassInsertSource } from '../features/massinsert/massinsert.js';
 import { Cluster, type ClusterOptions } from '../routing/cluster/cluster.js';
 import { ShardSet } from '../routing/shards.js';
+import { Sentinel, type SentinelConfig, type SentinelOptions } from '../routing/sentinel/sentinel.js';
 import { checkTarget } from '../routing/targets.js';
 import { subscribe, type Channel, type Subscription, type SubscribeOptions } from '../features/pubsub/pubsub.js';
 import { hscan, scan, sscan, zscan, type KeyScanOptions, type ScanIterator, type ScanOptions } from '../features/scan/scan.js';
@@ -78,8 +79,8 @@ export interface EventLoopEvents {
   reconnecting: (info: ReconnectingInfo, conn: Connection) => void;
   /** The connection is closed for good. */
   end: (conn: Connection) => void;
-  /** A cluster's slot map changed (first read, resharding, failover). */
-  topology: (cluster: Cluster) => void;
+  /** A cluster's slot map changed (first read, resharding, failover), or a sentinel target's master or replicas. */
+  topology: (target: Cluster | Sentinel) => void;
   /** A command failed and nobody had awaited its future by the next macrotask. */
   unobservedError: (err: Error, command: string) => void;
 }
@@ -97,8 +98,8 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   private cacheHub: CacheHub | undefined;
   private readonly traceArgs: TraceArgs;
   private readonly owned = new Set<Connection>();
-  /** Clusters and shard sets: they hold timers and waiting commands of their own. */
-  private readonly routers = new Set<Cluster | ShardSet>();
+  /** Clusters, shard sets and sentinel targets: they hold timers and waiting commands of their own. */
+  private readonly routers = new Set<Cluster | ShardSet | Sentinel>();
   private dirty: Connection[] = [];
   private flushQueued = false;
   private unobserved: Future<unknown>[] = [];
@@ -147,6 +148,19 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
     const cache = resolveCacheOptions(options?.cache ?? this.defaults.cache);
     if (cache !== undefined) this.attachRouterCache(cluster, cache, 'cluster', options?.bigInt ?? this.defaults.bigInt ?? false, options?.resp3 ?? this.defaults.resp3 ?? false);
     return cluster;
+  }
+
+  /**
+   * The master of a Sentinel-watched deployment as one target: the sentinels (`config`, with
+   * their own credentials and TLS) name it, ROLE confirms it, and commands follow it through
+   * failovers (held while one is under way, then sent to the new master in order). `options`
+   * are connect()'s for every data node, plus readFrom, refreshInterval, failoverTimeout, natMap.
+   */
+  sentinel(config: SentinelConfig, options?: SentinelOptions): Sentinel {
+    if (this.closed) throw new ClientStateError('sentinel(): this EventLoop is closed');
+    const target = new Sentinel(this, config, options);
+    this.routers.add(target);
+    return target;
   }
 
   /**

@@ -9,17 +9,19 @@ import type { CommandTarget } from '../connection/target.js';
 import type { ConnectionOptions } from '../base/options.js';
 import { Cluster } from './cluster/cluster.js';
 import { ShardSet } from './shards.js';
+import { Sentinel } from './sentinel/sentinel.js';
 
 /**
  * 'connection': the caller picks the server; 'cluster' and 'shards': a router picks it from the
  * keys; 'other': a CommandTarget of the caller's own making, which only takes commands.
  */
-export type TargetKind = 'connection' | 'cluster' | 'shards' | 'other';
+export type TargetKind = 'connection' | 'cluster' | 'shards' | 'sentinel' | 'other';
 
 export function targetKind(target: CommandTarget): TargetKind {
   if (target instanceof Connection) return 'connection';
   if (target instanceof Cluster) return 'cluster';
   if (target instanceof ShardSet) return 'shards';
+  if (target instanceof Sentinel) return 'sentinel';
   return 'other';
 }
 
@@ -28,6 +30,21 @@ export type Router = Cluster | ShardSet;
 
 export function isRouter(target: CommandTarget): target is Router {
   return target instanceof Cluster || target instanceof ShardSet;
+}
+
+/**
+ * Targets with master connections a feature can list and follow (`masterConnections`,
+ * `connectionFor`, `whenReady`): a router, or a sentinel target (its one master, which moves).
+ */
+export type MasterSet = Router | Sentinel;
+
+export function hasMasters(target: CommandTarget): target is MasterSet {
+  return target instanceof Cluster || target instanceof ShardSet || target instanceof Sentinel;
+}
+
+/** Targets whose masters move and that say so ('topology', refresh()): a cluster or a sentinel target. */
+export function followsMoves(target: CommandTarget): target is Cluster | Sentinel {
+  return target instanceof Cluster || target instanceof Sentinel;
 }
 
 /**

@@ -35,6 +35,7 @@ import { RespRequestFramer } from '../../protocol/requestframer.js';
 import { forEachRequest } from '../../protocol/requestargs.js';
 import { Cluster } from '../../routing/cluster/cluster.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
+import { currentConnection, isMovingTarget } from '../../connection/current.js';
 import { ClientStateError, RoutingError, TimeoutError } from '../../base/errors.js';
 import { keySlot } from '../../routing/slot.js';
 import {
@@ -419,6 +420,8 @@ export async function massInsert(
   const bad = checkOptions(options);
   if (bad !== undefined) throw bad;
   assertTarget(target, loop, 'massInsert');
+  // A sentinel target: the load goes to the master of the moment, on its connection.
+  if (isMovingTarget(target)) target = await target[currentConnection]();
   if (targetKind(target) === 'other') {
     if (options.input === 'resp' || (options.input === undefined && isByteStream(source))) {
       throw new TypeError('massInsert: RESP input needs a Connection, a cluster or a shard set as target');

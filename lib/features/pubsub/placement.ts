@@ -7,7 +7,7 @@
 import type { Connection, ConnectionObserver } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ClientStateError } from '../../base/errors.js';
-import { hostPort, isRouter, openLike } from '../../routing/targets.js';
+import { hostPort, hasMasters, openLike } from '../../routing/targets.js';
 import { SubConn, type Channel, type Kind, type SubConnEvents } from './sub-connection.js';
 
 export class Placement {
@@ -31,7 +31,7 @@ export class Placement {
 
   /** Assigns every wanted item to a connection and sends what is missing. */
   placeAll(): void {
-    const needsMain = this.wanted.c.size + this.wanted.p.size !== 0 || !isRouter(this.target);
+    const needsMain = this.wanted.c.size + this.wanted.p.size !== 0 || !hasMasters(this.target);
     if (needsMain) {
       const main = this.main ??= this.open(this.mainConnection());
       for (const k of ['c', 'p'] as const) {
@@ -48,7 +48,7 @@ export class Placement {
     for (const key of [...this.shardHome.keys()]) if (!this.wanted.s.has(key)) this.shardHome.delete(key);
     for (const [key, ch] of this.wanted.s) {
       let home: SubConn;
-      if (!isRouter(this.target)) {
+      if (!hasMasters(this.target)) {
         home = this.main ??= this.open(this.target as Connection);
       } else {
         let owner: Connection;
@@ -78,7 +78,7 @@ export class Placement {
   }
 
   private mainConnection(): Connection {
-    if (!isRouter(this.target)) return this.target as Connection;
+    if (!hasMasters(this.target)) return this.target as Connection;
     const masters = this.target.masterConnections;
     const ready = masters.filter((c) => c.state === 'ready');
     const pool = ready.length !== 0 ? ready : masters;
@@ -99,7 +99,7 @@ export class Placement {
    * do); false when no other node is ready (keep reconnecting to the same one).
    */
   replaceMain(old: SubConn): boolean {
-    if (!isRouter(this.target)) return false;
+    if (!hasMasters(this.target)) return false;
     const others = this.target.masterConnections.filter((c) => hostPort(c) !== old.address && c.state === 'ready');
     if (others.length === 0) return false;
     const next = this.byAddress.get(hostPort(others[0]!)) ?? this.open(others[0]!);

@@ -15,7 +15,7 @@ import { kSetReading, kWatchTopology } from '../../base/internal.js';
 import { ClientStateError, ConfigError, RoutingError, type ReplyError } from '../../base/errors.js';
 import type { Cluster } from '../../routing/cluster/cluster.js';
 import type { LoopPort } from '../../routing/loop-port.js';
-import { isRouter, targetKind } from '../../routing/targets.js';
+import { hasMasters, targetKind } from '../../routing/targets.js';
 import { channelKey, KINDS, type Channel, type Inflight, type Kind, type SubConn, type SubConnEvents } from './sub-connection.js';
 import { Placement } from './placement.js';
 
@@ -88,7 +88,7 @@ export class Subscription extends EventEmitter {
     super();
     const kind = targetKind(target);
     if (kind === 'other') throw new TypeError('subscribe(): the target must be a Connection, a cluster or a shard set: the subscription opens connections like its own');
-    this.onCluster = kind === 'cluster';
+    this.onCluster = kind === 'cluster' || kind === 'sentinel'; // a sentinel target's master moves too
     const o = checkSubscribeOptions(options);
     this.returnBuffers = o.returnBuffers ?? target.defaultReturnBuffers;
     this.highWaterMark = o.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
@@ -168,7 +168,7 @@ export class Subscription extends EventEmitter {
 
   /** Once the target can route, puts every wanted item on a connection and sends what is missing. */
   private async place(): Promise<void> {
-    if (isRouter(this.target)) await this.target.whenReady();
+    if (hasMasters(this.target)) await this.target.whenReady();
     if (this.closed) return;
     this.placement.placeAll();
     this.checkWaiters();

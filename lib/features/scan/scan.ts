@@ -19,8 +19,7 @@ import { Connection } from '../../connection/connection.js';
 import { kWriteNow } from '../../base/internal.js';
 import { encodeCommand, type Encoded } from '../../protocol/encoder.js';
 import { ConfigError, isRetryable, ReplyError } from '../../base/errors.js';
-import { Cluster } from '../../routing/cluster/cluster.js';
-import { hostPort, isRouter, type Router } from '../../routing/targets.js';
+import { followsMoves, hasMasters, hostPort, type MasterSet } from '../../routing/targets.js';
 
 export interface ScanOptions {
   /** Glob-style pattern (SCAN ... MATCH). */
@@ -267,7 +266,7 @@ async function waitOrGiveUp(err: unknown, since: number, target: CommandTarget, 
 export function scan(target: CommandTarget, options?: ScanOptions): ScanIterator<string | Buffer> {
   const o = checkOptions('scan()', options, true);
   const tail = tailArgs(o);
-  if (!isRouter(target)) {
+  if (!hasMasters(target)) {
     // One server: a reconnect keeps the cursor valid (it is the same server's keyspace).
     return new ScanIterator(cursorPass(() => target, ['SCAN'], tail, o.returnBuffers, async (err, since) => {
       if ((target as Partial<Connection>).state === 'closed') throw err;
@@ -326,10 +325,11 @@ async function* interleave(passes: ReadonlyArray<() => Pass>, parallel: number, 
  * mid-pass is replaced by the node that owns its first slot in the next map, where its pass
  * restarts at cursor 0 (so its keys already seen may be seen again).
  */
-async function* fanOut(target: Router, tail: string[], returnBuffers: boolean, parallel: number | undefined): AsyncGenerator<unknown[], void, undefined> {
+async function* fanOut(target: MasterSet, tail: string[], returnBuffers: boolean, parallel: number | undefined): AsyncGenerator<unknown[], void, undefined> {
   await target.whenReady();
-  // A cluster's map says which node took a failed master's slots; a shard set's never changes.
-  const cluster = target instanceof Cluster ? target : undefined;
+  // A cluster's map (or a sentinel target's, its master serving every slot) says which node took
+  // a failed master's slots; a shard set's never changes.
+  const cluster = followsMoves(target) ? target : undefined;
   const stop = new AbortController();
   const passes = target.masterConnections.map((first) => {
     // A slot of this master, to find its replacement after a failover (clusters only). Taken

@@ -20,6 +20,7 @@ import { MAX_TIMER_MS } from '../../base/options.js';
 import { keyIdentity, KeyQueues, type HeldTurn } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
+import { currentConnection, isMovingTarget } from '../../connection/current.js';
 
 /** What lending needs from the loop: the features' port. */
 export type Lender = FeatureLoop;
@@ -155,6 +156,7 @@ export async function lendingPool(lender: Lender, target: CommandTarget, key: Ar
 
 /** The target's own connection to the node that serves `key`. */
 async function sharedConnection(target: CommandTarget, key: Arg | null): Promise<Connection> {
+  if (isMovingTarget(target)) return target[currentConnection](); // a sentinel's master, now
   const kind = targetKind(target);
   if (kind === 'cluster' || kind === 'shards') {
     if (key === null || key === undefined) throw new RoutingError('a cluster or shard set needs a key to pick the node to lend a connection of');
