@@ -122,11 +122,14 @@ export interface TopologyShardMessage {
 /** A message of `redloop:topology`. */
 export interface TopologyMessage {
   readonly target: TargetKind;
-  /** 'slots': a cluster's new slot map; 'failover': a new master (sentinel). */
-  readonly change: 'slots' | 'failover';
+  /**
+   * 'slots': a cluster's new slot map. A sentinel target's: 'discovery' (its first master),
+   * 'failover' (a new master: `from` the old one), 'replicas' (same master, other replicas).
+   */
+  readonly change: 'slots' | 'discovery' | 'failover' | 'replicas';
   /** The layout after the change. */
   readonly shards: readonly TopologyShardMessage[];
-  /** For 'failover': the master before and after ("host:port"). */
+  /** For a sentinel target: the master before a failover (undefined otherwise) and the master now ("host:port"). */
   readonly from?: string | undefined;
   readonly to?: string | undefined;
 }

@@ -34,6 +34,7 @@ import { CommandFlag, CommandTable } from '../commands.js';
 import { ask } from '../ask.js';
 import type { NodeAddress } from '../cluster/topology.js';
 import { fieldsOf, parseSentinelEvent, type SentinelEvent } from './events.js';
+import { topologyChannel, type CommandMessage, type TopologyMessage } from '../../base/channels.js';
 
 export type SentinelReadFrom = 'master' | 'replica' | 'prefer-replica';
 
@@ -139,6 +140,11 @@ class SentinelSink implements ReplySink {
   get deadline(): number { return this.user.deadline; }
   set deadline(ms: number) { this.user.deadline = ms; }
   get settled(): boolean { return this.user.settled; }
+  // Passed on as ForwardingSink does: a traced command is marked written (and where) through
+  // this sink; a per-command resp3 and a MULTI block's names reach the connection's decoder.
+  get trace(): CommandMessage | undefined { return this.user.trace; }
+  get resp3(): boolean | undefined { return this.user.resp3; }
+  get blockNames(): readonly string[] | undefined { return this.user.blockNames; }
   resolveReply(reply: unknown): void { this.user.resolveReply(reply); }
   rejectReply(err: Error): void { this.target.onFailure(this, err); }
 }
@@ -757,6 +763,7 @@ export class Sentinel implements CommandTarget {
   private async adopt(addr: NodeAddress, conn: Connection, replicas: unknown[] | undefined): Promise<void> {
     const key = `${addr.host}:${addr.port}`;
     const old = this.masterConn;
+    const previousKey = this.masterKey;
     const changed = key !== this.masterKey;
     this.counters.discoveries++;
     this.discoveryFailures = 0;
@@ -790,7 +797,7 @@ export class Sentinel implements CommandTarget {
       this.endFailover();
     }
     if (this.closed) return;
-    if (changed || first || replicasChanged) this.topologyChanged();
+    if (changed || first || replicasChanged) this.topologyChanged(first ? 'discovery' : changed ? 'failover' : 'replicas', changed ? previousKey : undefined);
     this.loadTable();
     this.release();
     this.ready?.resolve();
@@ -1025,7 +1032,17 @@ export class Sentinel implements CommandTarget {
     return () => this.topologyWatchers.delete(watcher);
   }
 
-  private topologyChanged(): void {
+  private topologyChanged(change: 'discovery' | 'failover' | 'replicas', from: string | undefined): void {
+    if (topologyChannel.hasSubscribers && this.masterKey !== undefined) {
+      const message: TopologyMessage = {
+        target: 'sentinel',
+        change,
+        shards: [{ master: this.masterKey, slots: [[0, 16383]], replicas: this.replicaList.map((r) => r.key) }],
+        from,
+        to: this.masterKey,
+      };
+      topologyChannel.publish(message);
+    }
     this.owner.emit('topology', this);
     for (const w of [...this.topologyWatchers]) {
       try { w(); } catch (err) { queueMicrotask(() => { throw err; }); }

@@ -1,0 +1,78 @@
+// A sentinel target seen from outside: its topology and commands on the tracing channels, the
+// connections it hears of, and the client-side cache through it. One real deployment
+// (harness/sentinel.ts) for the suite; tests that fail over leave it converged.
+import diagnostics from 'node:diagnostics_channel';
+import { expect } from 'chai';
+import { CHANNELS, EventLoop, type CommandMessage, type Sentinel, type TopologyMessage } from '../lib/index.js';
+import { startSentinels, type SentinelDeployment } from '../harness/index.js';
+
+const PW = 'data-pw';
+const SPW = 's3cret';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+describe('sentinel target: tracing, own connections, cache', function () {
+  this.timeout(90_000);
+  let dep: SentinelDeployment;
+  let loop: EventLoop;
+
+  before(async () => {
+    dep = await startSentinels({ password: PW, sentinelPassword: SPW });
+  });
+  after(async () => {
+    await dep?.stop();
+  });
+  beforeEach(async () => {
+    loop = new EventLoop();
+    await dep.master.command('FLUSHALL');
+  });
+  afterEach(async () => {
+    await loop.close();
+  });
+
+  function open(extra: object = {}): Sentinel {
+    return loop.sentinel({ sentinels: dep.sentinelUrls, name: dep.name, sentinelPassword: SPW }, { password: PW, ...extra });
+  }
+
+  async function followMaster(db: Sentinel): Promise<void> {
+    for (let i = 0; i < 100 && db.master?.port !== dep.master.port; i++) await sleep(100);
+    expect(db.master).to.deep.equal({ host: dep.master.host, port: dep.master.port });
+  }
+
+  it('publishes discovery and failover on redloop:topology, and commands carry kind sentinel and the master written to', async () => {
+    const topology: TopologyMessage[] = [];
+    const onTopology = (m: unknown) => topology.push(m as TopologyMessage);
+    const ended: CommandMessage[] = [];
+    const onEnd = (m: unknown) => ended.push(m as CommandMessage);
+    diagnostics.subscribe(CHANNELS.topology, onTopology);
+    diagnostics.subscribe(`tracing:${CHANNELS.command}:asyncEnd`, onEnd);
+    try {
+      const db = open();
+      await db.whenReady();
+      const first = dep.master;
+      const firstKey = `${first.host}:${first.port}`;
+      expect(topology[0]).to.deep.include({ target: 'sentinel', change: 'discovery', from: undefined, to: firstKey });
+      expect(topology[0]!.shards[0]).to.deep.include({ master: firstKey, slots: [[0, 16383]] });
+
+      await loop.sendCommand(db, 'SET', 'traced', 'v');
+      const set = ended.find((c) => c.command === 'SET')!;
+      expect(set).to.include({ target: 'sentinel', written: true, serverAddress: first.host, serverPort: first.port });
+
+      const promoted = await dep.failover();
+      await followMaster(db);
+      const toKey = `${promoted.host}:${promoted.port}`;
+      const failover = topology.find((m) => m.change === 'failover');
+      expect(failover).to.deep.include({ target: 'sentinel', from: firstKey, to: toKey });
+      expect(failover!.shards[0]!.master).to.equal(toKey);
+
+      await loop.sendCommand(db, 'GET', 'traced');
+      const get = ended.find((c) => c.command === 'GET')!;
+      expect(get).to.include({ target: 'sentinel', written: true, serverPort: promoted.port });
+    } finally {
+      diagnostics.unsubscribe(CHANNELS.topology, onTopology);
+      diagnostics.unsubscribe(`tracing:${CHANNELS.command}:asyncEnd`, onEnd);
+    }
+  });
+});
