@@ -75,4 +75,26 @@ describe('sentinel target: tracing, own connections, cache', function () {
       diagnostics.unsubscribe(`tracing:${CHANNELS.command}:asyncEnd`, onEnd);
     }
   });
+
+  it("hears only of its own connections: no loop-wide 'ready' / 'close' / 'end' listener, and it still follows its master", async () => {
+    const events = ['ready', 'close', 'end'] as const;
+    const before = events.map((e) => loop.listenerCount(e));
+    const db = open();
+    await db.whenReady();
+    await loop.sendCommand(db, 'SET', 'own', '1');
+    expect(events.map((e) => loop.listenerCount(e))).to.deep.equal(before);
+    // Its master connection lost: heard through its own observer, rediscovered, commands go on.
+    const discoveries = db.stats.discoveries;
+    await dep.master.command('CLIENT', 'KILL', 'TYPE', 'normal');
+    for (let i = 0; i < 50 && db.stats.discoveries === discoveries; i++) await sleep(100);
+    expect(db.stats.discoveries).to.be.greaterThan(discoveries);
+    expect(await loop.sendCommand(db, 'INCR', 'own')).to.equal(2);
+    // Another connection of the loop to the same master, closed: not its business.
+    const other = loop.connect({ host: dep.master.host, port: dep.master.port, password: PW });
+    await loop.sendCommand(other, 'PING');
+    const after = db.stats.discoveries;
+    await other.close();
+    await sleep(300);
+    expect(db.stats.discoveries).to.equal(after);
+  });
 });

@@ -19,10 +19,10 @@ import { inspect } from 'node:util';
 import Denque from 'denque';
 import pDefer, { type DeferredPromise } from 'p-defer';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import type { Connection, PushHandler } from '../../connection/connection.js';
+import type { Connection, ConnectionObserver, PushHandler } from '../../connection/connection.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { currentConnection } from '../../connection/current.js';
-import { kSetPushHandler, kWatchTopology } from '../../base/internal.js';
+import { kConnect, kSetPushHandler, kWatchTopology } from '../../base/internal.js';
 import { CallbackSink } from '../../connection/callback-sink.js';
 import type { ReplySink } from '../../base/reply-sink.js';
 import type { Encoded } from '../../protocol/encoder.js';
@@ -80,9 +80,8 @@ export interface SentinelOptions extends ConnectionOptions {
 
 /** What a sentinel target needs from the loop that owns it. */
 export interface SentinelOwner {
-  connect(options: ConnectionOptions): Connection;
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  off(event: string, listener: (...args: any[]) => void): unknown;
+  /** Opens a connection of the loop; `observer` hears of that connection's lifecycle only. */
+  [kConnect](options: ConnectionOptions, observer: ConnectionObserver | undefined): Connection;
   emit(event: string, ...args: unknown[]): boolean;
 }
 
@@ -231,6 +230,20 @@ export class Sentinel implements CommandTarget {
   private settleWaiters: Array<() => void> = [];
   private roomWaiters: Array<() => void> = [];
   private readonly counters: SentinelStats = { failovers: 0, discoveries: 0, held: 0, resent: 0, events: 0 };
+  /** ROLE and sentinel queries in flight, by connection: failed at once when it is lost. */
+  private readonly askers = new Map<Connection, Set<(err: Error) => void>>();
+  /**
+   * Told of the lifecycle of the connections this target opens (sentinels, master, replicas),
+   * and of no other: a loop with many connections does not call every target for each one.
+   */
+  private readonly observer: ConnectionObserver = {
+    onReady: (conn) => this.onConnectionReady(conn),
+    onClose: (conn, reason) => {
+      this.onConnectionClose(conn);
+      this.failAskers(conn, reason ?? new Error('connection lost'));
+    },
+    onEnd: (conn) => this.failAskers(conn, new ClientStateError(`connection to ${conn.address} closed`)),
+  };
 
   /** @internal use loop.sentinel() */
   constructor(owner: SentinelOwner, config: SentinelConfig, options: SentinelOptions = {}) {
@@ -286,8 +299,6 @@ export class Sentinel implements CommandTarget {
       this.addSentinel({ host, port }, creds);
     });
 
-    owner.on('ready', this.onConnectionReady);
-    owner.on('close', this.onConnectionClose);
     if (refreshInterval > 0) {
       this.refreshTimer = setInterval(() => this.discover(), refreshInterval);
       this.refreshTimer.unref();
@@ -393,7 +404,7 @@ export class Sentinel implements CommandTarget {
     const list = this.replicaList;
     for (let tries = 0; tries < list.length; tries++) {
       const r = list[this.nextReplica++ % list.length]!;
-      if (r.conn === undefined || r.conn.state === 'closed') r.conn = this.owner.connect({ ...this.template, host: r.host, port: r.port });
+      if (r.conn === undefined || r.conn.state === 'closed') r.conn = this.connect({ ...this.template, host: r.host, port: r.port });
       if (this.readFrom === 'replica' || r.conn.state === 'ready') return r.conn;
     }
     return undefined;
@@ -717,7 +728,7 @@ export class Sentinel implements CommandTarget {
       if (current.state === 'reconnecting') return 'is unreachable (its connection is down)';
       conn = current;
     } else {
-      conn = this.owner.connect({ ...this.template, host: addr.host, port: addr.port });
+      conn = this.connect({ ...this.template, host: addr.host, port: addr.port });
       fresh = true;
     }
     let role: unknown;
@@ -738,25 +749,33 @@ export class Sentinel implements CommandTarget {
   /** ask(), failing as soon as the connection is lost before it is ready (a node that is down). */
   private askOrFail(conn: Connection, args: string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const onClose = (c: Connection, reason: Error) => {
-        if (c !== conn) return;
-        this.owner.off('close', onClose);
-        this.owner.off('end', onEnd);
-        reject(reason ?? new Error('connection lost'));
-      };
-      const onEnd = (c: Connection) => onClose(c, new ClientStateError(`connection to ${c.address} closed`));
-      this.owner.on('close', onClose);
-      this.owner.on('end', onEnd);
-      ask(conn, args, this.sentinelTimeout).then((r) => {
-        this.owner.off('close', onClose);
-        this.owner.off('end', onEnd);
-        resolve(r);
-      }, (err: Error) => {
-        this.owner.off('close', onClose);
-        this.owner.off('end', onEnd);
+      const set = this.askers.get(conn) ?? new Set<(err: Error) => void>();
+      this.askers.set(conn, set);
+      const fail = (err: Error): void => {
+        done();
         reject(err);
-      });
+      };
+      const done = (): void => {
+        set.delete(fail);
+        if (set.size === 0 && this.askers.get(conn) === set) this.askers.delete(conn);
+      };
+      set.add(fail);
+      ask(conn, args, this.sentinelTimeout).then((r) => {
+        done();
+        resolve(r);
+      }, fail);
     });
+  }
+
+  private failAskers(conn: Connection, err: Error): void {
+    const set = this.askers.get(conn);
+    if (set === undefined) return;
+    for (const fail of [...set]) fail(err);
+  }
+
+  /** A connection of this target's own, watched through the observer. */
+  private connect(options: ConnectionOptions): Connection {
+    return this.owner[kConnect](options, this.observer);
   }
 
   /** Makes `conn` (checked: ROLE master) the master's connection and sends what waited. */
@@ -877,7 +896,7 @@ export class Sentinel implements CommandTarget {
     }
     const changed = next.length !== this.replicaList.length || next.some((r, i) => r !== this.replicaList[i]);
     this.replicaList = next;
-    if (this.readFrom !== 'master') for (const r of next) r.conn ??= this.owner.connect({ ...this.template, host: r.host, port: r.port });
+    if (this.readFrom !== 'master') for (const r of next) r.conn ??= this.connect({ ...this.template, host: r.host, port: r.port });
     return changed;
   }
 
@@ -914,7 +933,7 @@ export class Sentinel implements CommandTarget {
   }
 
   private queryConnection(s: SentinelEntry): Connection {
-    if (s.query === undefined || s.query.state === 'closed') s.query = this.owner.connect(this.sentinelOptions(s));
+    if (s.query === undefined || s.query.state === 'closed') s.query = this.connect(this.sentinelOptions(s));
     return s.query;
   }
 
@@ -925,7 +944,7 @@ export class Sentinel implements CommandTarget {
     // RESP2 on purpose: PSUBSCRIBE's one confirmation is then a reply its sink takes (and the
     // connection owes nothing once it is in), while the events, which no command waits for, go
     // to the push handler.
-    const conn = this.owner.connect({ ...this.sentinelOptions(s), protocol: 2 });
+    const conn = this.connect({ ...this.sentinelOptions(s), protocol: 2 });
     s.watch = conn;
     const handler: PushHandler = {
       onPush: (reply) => {
@@ -1013,8 +1032,6 @@ export class Sentinel implements CommandTarget {
     clearInterval(this.refreshTimer);
     clearTimeout(this.pollTimer);
     clearTimeout(this.expiryTimer);
-    this.owner.off('ready', this.onConnectionReady);
-    this.owner.off('close', this.onConnectionClose);
     this.rejectWaiting((name) => new ClientStateError(`${name}: sentinel target '${this.name}' is closed`));
     for (const w of this.settleWaiters.splice(0)) w();
     for (const w of this.roomWaiters.splice(0)) w();
