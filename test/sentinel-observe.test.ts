@@ -89,12 +89,62 @@ describe('sentinel target: tracing, own connections, cache', function () {
     for (let i = 0; i < 50 && db.stats.discoveries === discoveries; i++) await sleep(100);
     expect(db.stats.discoveries).to.be.greaterThan(discoveries);
     expect(await loop.sendCommand(db, 'INCR', 'own')).to.equal(2);
-    // Another connection of the loop to the same master, closed: not its business.
-    const other = loop.connect({ host: dep.master.host, port: dep.master.port, password: PW });
-    await loop.sendCommand(other, 'PING');
-    const after = db.stats.discoveries;
-    await other.close();
-    await sleep(300);
-    expect(db.stats.discoveries).to.equal(after);
+    // The loop still has no listener of its: a loop-wide 'close' of another connection reaches no target.
+    expect(events.map((e) => loop.listenerCount(e))).to.deep.equal(before);
+  });
+
+  it('caches reads through the target in the current master\'s cache (cache: true and cache.auto), invalidated by other writers; a failover drops the old master\'s entries', async () => {
+    const db = open({ cache: {} });
+    const auto = open({ cache: { auto: true } });
+    await Promise.all([db.whenReady(), auto.whenReady()]);
+    await dep.master.command('SET', 'ck', 'v1');
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('v1');
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('v1');
+    expect(db.cache!.stats).to.include({ hits: 1, misses: 1, entries: 1 });
+    // auto: every cacheable read, without asking.
+    expect(await loop.sendCommand(auto, 'GET', 'ck')).to.equal('v1');
+    const hitsBefore = auto.cache!.stats.hits;
+    expect(await loop.sendCommand(auto, 'GET', 'ck')).to.equal('v1');
+    expect(auto.cache!.stats.hits).to.equal(hitsBefore + 1);
+    // Another client writes: the server's invalidation drops the entry.
+    await dep.master.command('SET', 'ck', 'v2');
+    for (let i = 0; i < 50 && db.cache!.stats.entries !== 0; i++) await sleep(20);
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('v2');
+    // A write through the target drops its key before it goes.
+    await loop.sendCommand(db, 'SET', 'ck', 'v3');
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('v3');
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('v3');
+    const before = db.cache!.stats.hits;
+    expect(before).to.be.greaterThan(1);
+
+    // Failover: the new master is written behind our back; the old master's entry must not answer.
+    const promoted = await dep.failover();
+    await followMaster(db);
+    await followMaster(auto);
+    await dep.master.command('SET', 'ck', 'after-failover');
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('after-failover');
+    expect(await loop.sendCommand(auto, 'GET', 'ck')).to.equal('after-failover');
+    // And the new master's cache serves (and is invalidated) as the old one did.
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('after-failover');
+    expect(db.cache!.stats).to.include({ entries: 1 });
+    expect(db.cache!.stats.hits).to.be.greaterThan(0);
+    await promoted.command('SET', 'ck', 'later');
+    for (let i = 0; i < 50 && db.cache!.stats.entries !== 0; i++) await sleep(20);
+    expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('later');
+    db.cache!.clear();
+    expect(db.cache!.stats.entries).to.equal(0);
+    // A target without a cache still refuses { cache: true }, saying so.
+    const plain = open();
+    await expectReject(loop.send(plain, ['GET', 'ck'], { cache: true }), /has no cache/);
   });
 });
+
+async function expectReject(p: Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect((err as Error).message).to.match(re);
+    return;
+  }
+  expect.fail('expected a rejection');
+}

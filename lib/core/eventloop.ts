@@ -34,6 +34,7 @@ import { CacheHub, CACHE_FRONT } from '../cache/hub.js';
 import { resolveCacheOptions, type CacheOptions } from '../base/cache-options.js';
 import { CommandTable } from '../routing/commands.js';
 import { RouterCache } from '../routing/cache-front.js';
+import { SentinelCache } from '../routing/sentinel/cache-front.js';
 import { sendCached, type CacheFront } from './cached-send.js';
 import type { Encoded } from '../protocol/encoder.js';
 
@@ -159,6 +160,9 @@ export class EventLoop extends EventEmitter<EventLoopEvents> {
   sentinel(config: SentinelConfig, options?: SentinelOptions): Sentinel {
     if (this.closed) throw new ClientStateError('sentinel(): this EventLoop is closed');
     const target = new Sentinel(this, config, options);
+    const cache = resolveCacheOptions(options?.cache ?? this.defaults.cache);
+    // Each master's connection has its own cache front; the target's hands cached reads to the current master's.
+    if (cache !== undefined) new SentinelCache(target, cache, options?.bigInt ?? this.defaults.bigInt ?? false, options?.resp3 ?? this.defaults.resp3 ?? false);
     this.routers.add(target);
     return target;
   }

@@ -34,7 +34,11 @@ import { CommandFlag, CommandTable } from '../commands.js';
 import { ask } from '../ask.js';
 import type { NodeAddress } from '../cluster/topology.js';
 import { fieldsOf, parseSentinelEvent, type SentinelEvent } from './events.js';
+import type { CacheControl } from '../../base/cache-options.js';
 import { topologyChannel, type CommandMessage, type TopologyMessage } from '../../base/channels.js';
+
+/** @internal The master's connection while commands go straight to it (no failover under way), else undefined: the cache front reads it. */
+export const kServingConnection: unique symbol = Symbol('redloop.sentinelServing');
 
 export type SentinelReadFrom = 'master' | 'replica' | 'prefer-replica';
 
@@ -365,6 +369,14 @@ export class Sentinel implements CommandTarget {
   async [currentConnection](): Promise<Connection> {
     await this.whenReady();
     return this.connectionFor();
+  }
+
+  /** The client-side cache of the master this target sends to (`cache` option), else undefined. See docs/cache.md. */
+  declare readonly cache: CacheControl | undefined;
+
+  /** @internal See kServingConnection. */
+  [kServingConnection](): Connection | undefined {
+    return this.direct;
   }
 
   /** Asks the sentinels again and checks the master (also done on events, on errors and every refreshInterval). */
@@ -929,7 +941,7 @@ export class Sentinel implements CommandTarget {
   }
 
   private sentinelOptions(s: SentinelEntry): ConnectionOptions {
-    return { ...this.sentinelBase, ...stripUndefined(s.options), ...stripUndefined({ username: this.sentinelBase.username, password: this.sentinelBase.password }), host: s.host, port: s.port, db: 0 };
+    return { ...this.sentinelBase, ...stripUndefined(s.options), ...stripUndefined({ username: this.sentinelBase.username, password: this.sentinelBase.password }), host: s.host, port: s.port, db: 0, cache: false };
   }
 
   private queryConnection(s: SentinelEntry): Connection {
