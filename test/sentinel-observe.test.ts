@@ -133,6 +133,16 @@ describe('sentinel target: tracing, own connections, cache', function () {
     expect(await loop.send(db, ['GET', 'ck'], { cache: true })).to.equal('later');
     db.cache!.clear();
     expect(db.cache!.stats.entries).to.equal(0);
+    // The loop's default cache applies to the target (and not to the sentinels' own connections).
+    const withDefaults = new EventLoop({ cache: {} });
+    try {
+      const d2 = withDefaults.sentinel({ sentinels: dep.sentinelUrls, name: dep.name, sentinelPassword: SPW }, { password: PW });
+      expect(await withDefaults.send(d2, ['GET', 'ck'], { cache: true })).to.equal('later');
+      expect(await withDefaults.send(d2, ['GET', 'ck'], { cache: true })).to.equal('later');
+      expect(d2.cache!.stats).to.include({ hits: 1, misses: 1 });
+    } finally {
+      await withDefaults.close();
+    }
     // A target without a cache still refuses { cache: true }, saying so.
     const plain = open();
     await expectReject(loop.send(plain, ['GET', 'ck'], { cache: true }), /has no cache/);
