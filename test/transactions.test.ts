@@ -6,7 +6,7 @@ import { ConfigError, EventLoop, NestedTransactionError, TimeoutError, Transacti
 import { lendingPool } from '../lib/features/transactions/pool.js';
 import { turnStorageEnabled } from '../lib/features/transactions/key-queue.js';
 import type { RedisServer } from '../harness/index.js';
-import { errorOf, outcome, within, type Outcome } from './support/helpers.js';
+import { errorOf, outcome, waitUntil, within, type Outcome } from './support/helpers.js';
 import { serverAndLoopPerTest } from './support/fixtures.js';
 import { startHammer } from './support/hammer.js';
 
@@ -156,9 +156,10 @@ describe('transactions and lent connections', function () {
       return tx.exec([['INCR', `k${i % 2}`]]);
     })));
     expect(seen).to.deep.equal([true, true, true]);
-    expect(turnStorageEnabled()).to.equal(false);
+    await waitUntil(() => !turnStorageEnabled(), { timeout: 5000, what: 'the turn storage to be disabled' });
     await loop.transaction(conn, 'k0', async (tx) => tx.exec([['INCR', 'k0']]));
-    expect(turnStorageEnabled()).to.equal(false);
+    expect(turnStorageEnabled()).to.equal(true); // kept a little while, for the next turn
+    await waitUntil(() => !turnStorageEnabled(), { timeout: 5000, what: 'the turn storage to be disabled again' });
   });
 
   it('a caller waits for a pool connection at most acquireTimeout, then gets a TimeoutError that says what to do', async () => {

@@ -34,8 +34,18 @@ export interface HeldTurn {
  * some transaction holds a turn: made by the first, disabled when the last one leaves.
  */
 let heldTurns: AsyncLocalStorage<HeldTurn> | undefined;
-/** Turns held now, over every loop: the storage is disabled when this drops to 0. */
+/** Turns held now, over every loop: the storage is disabled once this stays at 0 for a while. */
 let holding = 0;
+/** How long no turn may be held before the storage is disabled. */
+const STORAGE_IDLE_MS = 200;
+let idleCheck: NodeJS.Timeout | undefined;
+
+function disableIfIdle(): void {
+  idleCheck = undefined;
+  if (holding !== 0 || heldTurns === undefined) return;
+  heldTurns.disable(); // the last enabled storage: Node stops its promise hook
+  heldTurns = undefined;
+}
 
 /** A queue per (node, key): `enter` resolves when the caller's turn comes; `leave` passes it on. */
 export class KeyQueues {
@@ -60,13 +70,17 @@ export class KeyQueues {
     return { turn, result: heldTurns.run(turn, fn, a, b) };
   }
 
-  /** The holder of `turn` left it (once): with no turn held anywhere, the storage goes away. */
+  /**
+   * The holder of `turn` left it (once). With no turn held anywhere, the storage goes away a
+   * little later, if none was taken meanwhile: turning Node's promise hook off and on again at
+   * every turn of a busy key cost more than the hook itself (contended transactions ran ~4x slower).
+   */
   release(turn: HeldTurn): void {
     if (!turn.active) return;
     turn.active = false;
-    if (--holding === 0 && heldTurns !== undefined) {
-      heldTurns.disable(); // the last enabled storage: Node stops its promise hook
-      heldTurns = undefined;
+    if (--holding === 0 && heldTurns !== undefined && idleCheck === undefined) {
+      idleCheck = setTimeout(disableIfIdle, STORAGE_IDLE_MS);
+      idleCheck.unref();
     }
   }
 
