@@ -298,4 +298,16 @@ describe('transactions and lent connections', function () {
     expect(errorOf(await outcome(loop.transaction(conn, 'k', 'x' as never)))).to.be.instanceOf(TypeError);
     expect(errorOf(await outcome(loop.withConnection(conn, 'k', async () => 1, { poolSize: 0 })))).to.be.instanceOf(ConfigError);
   });
+
+  it('refuses an unknown option name (a misspelt maxAttempts) with a ConfigError naming it, and runs nothing', async () => {
+    let runs = 0;
+    const tx = errorOf(await outcome(loop.transaction(conn, 'k', async () => { runs++; }, { maxAtempts: 3 } as never)));
+    expect(tx).to.be.instanceOf(ConfigError);
+    expect(tx.message).to.match(/transaction\(\): unknown option "maxAtempts" \(known: poolSize, acquireTimeout, maxAttempts, backoffBase, backoffMax\)/);
+    const lent = errorOf(await outcome(loop.withConnection(conn, 'k', async () => { runs++; }, { maxAttempts: 3 } as never)));
+    expect(lent).to.be.instanceOf(ConfigError);
+    expect(lent.message).to.match(/withConnection\(\): unknown option "maxAttempts"/);
+    expect(errorOf(await outcome(loop.transaction(conn, 'k', async () => { runs++; }, 'fast' as never)))).to.be.instanceOf(TypeError);
+    expect(runs).to.equal(0);
+  });
 });

@@ -238,6 +238,21 @@ const isCount = (v: unknown) => typeof v === 'number' && (Number.isInteger(v) ||
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
+ * The first option name of `options` that is not in `known`, as a ConfigError naming the call
+ * (`what`, e.g. "transaction()"); undefined when all are known. Not an object: a TypeError.
+ */
+export function unknownOptionError(options: unknown, known: readonly string[], what: string): Error | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    return new TypeError(`${what}: options must be an object, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) return new ConfigError(`${what}: unknown option "${key}" (known: ${known.join(', ')})`);
+  }
+  return undefined;
+}
+
+/**
  * Why per-command options (`loop.send`, `tx.send`, `multi`, `script.run`) cannot be used, or
  * undefined: options that are not an object are a wrong argument (TypeError); an unknown name or
  * a bad value is a ConfigError, as the options of connect() and of every feature are.

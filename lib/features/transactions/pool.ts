@@ -16,7 +16,7 @@ import type { FeatureLoop } from '../../core/loop-port.js';
 import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ConfigError, NestedTransactionError, ReplyError, RoutingError, TimeoutError } from '../../base/errors.js';
-import { MAX_TIMER_MS } from '../../base/options.js';
+import { MAX_TIMER_MS, unknownOptionError } from '../../base/options.js';
 import { keyIdentity, KeyQueues, type HeldTurn } from './key-queue.js';
 import { ask } from '../../routing/ask.js';
 import { assertTarget, openLike, targetKind, type Router } from '../../routing/targets.js';
@@ -240,5 +240,7 @@ export async function lend<T>(
  */
 export function withConnection<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (conn: Connection) => T | Promise<T>, options?: LendOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('withConnection(target, key, fn): fn must be a function'));
+  const unknown = unknownOptionError(options, ['poolSize', 'acquireTimeout'], 'withConnection()');
+  if (unknown !== undefined) return Promise.reject(unknown);
   return lend(lender, target, key, options, async (conn) => fn(conn), true);
 }

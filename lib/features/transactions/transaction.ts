@@ -9,7 +9,7 @@ import type { Arg } from '../../protocol/encoder.js';
 import type { CommandTarget } from '../../connection/target.js';
 import { ClientStateError, ConfigError, ReplyError, TransactionRetryError } from '../../base/errors.js';
 import { multi, type BlockCommand } from '../multi.js';
-import { MAX_TIMER_MS } from '../../base/options.js';
+import { MAX_TIMER_MS, unknownOptionError } from '../../base/options.js';
 import { lend, type Lender, type LendOptions, type LentState } from './pool.js';
 import { backoffDelay } from './key-queue.js';
 
@@ -75,6 +75,9 @@ export class Transaction {
   }
 }
 
+/** The options transaction() takes: the lending pool's and its own. */
+const TRANSACTION_OPTIONS = ['poolSize', 'acquireTimeout', 'maxAttempts', 'backoffBase', 'backoffMax'] as const;
+
 /**
  * Optimistic locking: runs `fn` with a dedicated connection to the node that serves `key`.
  * Transactions of this loop that name the same key on the same node run one after another, so
@@ -84,6 +87,8 @@ export class Transaction {
  */
 export function transaction<T>(lender: Lender, target: CommandTarget, key: Arg | null, fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError('transaction(target, key, fn): fn must be a function'));
+  const unknown = unknownOptionError(options, TRANSACTION_OPTIONS, 'transaction()');
+  if (unknown !== undefined) return Promise.reject(unknown);
   const maxAttempts = options?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) return Promise.reject(new ConfigError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`));
   const base = options?.backoffBase ?? DEFAULT_BACKOFF_BASE_MS;
