@@ -61,7 +61,7 @@ export class KeyQueues {
 
   /**
    * Runs `fn(a, b)` inside the turn of `id`, which the caller holds (entered and not yet left).
-   * The caller sets the returned turn's `active` to false when it leaves.
+   * The caller passes the returned turn to release() when it leaves.
    */
   runHolding<A, B, T>(id: string, fn: (a: A, b: B) => T, a: A, b: B): { turn: HeldTurn; result: T } {
     heldTurns ??= new AsyncLocalStorage<HeldTurn>();
@@ -73,7 +73,8 @@ export class KeyQueues {
   /**
    * The holder of `turn` left it (once). With no turn held anywhere, the storage goes away a
    * little later, if none was taken meanwhile: turning Node's promise hook off and on again at
-   * every turn of a busy key cost more than the hook itself (contended transactions ran ~4x slower).
+   * every turn of a busy key cost more than the hook itself (20 contending callers: 3,053
+   * increments/s that way, 4,237/s with the storage kept, one bench run each).
    */
   release(turn: HeldTurn): void {
     if (!turn.active) return;
