@@ -132,10 +132,14 @@ class CachingSink implements ReplySink {
   }
 }
 
-class ReadSink implements ReplySink {
+/**
+ * A sink that decodes as its request asks and settles once: the read itself, and (in the routing
+ * layer) the same read sent again through a router.
+ */
+export abstract class RequestSink implements ReplySink {
   deadline = 0;
   settled = false;
-  constructor(private readonly req: CachedRequest) {}
+  constructor(protected readonly req: CachedRequest) {}
   get command(): string { return this.req.command; }
   get returnBuffers(): boolean { return this.req.returnBuffers; }
   get bigInt(): boolean | undefined { return this.req.bigInt; }
@@ -143,13 +147,20 @@ class ReadSink implements ReplySink {
   resolveReply(reply: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    this.req.onReply(reply);
+    this.onReply(reply);
   }
   rejectReply(err: Error): void {
     if (this.settled) return;
     this.settled = true;
-    this.req.onError(err);
+    this.onError(err);
   }
+  protected abstract onReply(reply: unknown): void;
+  protected abstract onError(err: Error): void;
+}
+
+class ReadSink extends RequestSink {
+  protected onReply(reply: unknown): void { this.req.onReply(reply); }
+  protected onError(err: Error): void { this.req.onError(err); }
 }
 
 class PttlSink implements ReplySink {

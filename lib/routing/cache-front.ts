@@ -15,7 +15,7 @@ import { CACHE_FRONT, groupControl } from '../cache/hub.js';
 import { ConnectionCache, MGET_KEY, dropWrittenKeys, isMget, type Hit } from '../cache/connection-cache.js';
 import { MISS, argLookup, canonicalKey, lookupKey, modeOf, type NodeCache } from '../cache/store.js';
 import { uncacheableReason, writeEffect } from '../cache/classify.js';
-import { MgetAssembly, type CachedRequest } from '../cache/request.js';
+import { MgetAssembly, RequestSink, type CachedRequest } from '../cache/request.js';
 import { SlotRouter } from './router.js';
 import { keySlot } from './slot.js';
 
@@ -207,22 +207,8 @@ export class RouterCache {
 }
 
 /** The reply of a read sent again through the router, to the callers of the tracked one. */
-class Redelivery implements ReplySink {
-  settled = false;
-  deadline = 0;
-  constructor(private readonly req: CachedRequest, private readonly first: Error) {}
-  get command(): string { return this.req.command; }
-  get returnBuffers(): boolean { return this.req.returnBuffers; }
-  get bigInt(): boolean | undefined { return this.req.bigInt; }
-  get resp3(): boolean | undefined { return this.req.resp3; }
-  resolveReply(reply: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.req.deliver(reply);
-  }
-  rejectReply(err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.req.rejectAll(err ?? this.first);
-  }
+class Redelivery extends RequestSink {
+  constructor(req: CachedRequest, private readonly first: Error) { super(req); }
+  protected onReply(reply: unknown): void { this.req.deliver(reply); }
+  protected onError(err: Error): void { this.req.rejectAll(err ?? this.first); }
 }
