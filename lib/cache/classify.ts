@@ -27,6 +27,17 @@ export interface CommandClassifier {
   keyIndices(info: CommandInfoLike, args: ArrayLike<unknown>, from: number): number[];
 }
 
+/**
+ * The indices of a cacheable read's keys, or why it cannot be cached: `refusal` (the command's
+ * own reason, found by the caller) or, failing that, no key in this call.
+ */
+export function cacheableKeys(table: CommandClassifier, info: CommandInfoLike | undefined, refusal: string | undefined, args: ArrayLike<unknown>, from: number): number[] | string {
+  if (refusal !== undefined) return refusal;
+  const keyIdx = table.keyIndices(info!, args, from);
+  if (keyIdx.length === 0) return `${info!.name.toUpperCase()} cannot be cached: it has no keys in this call (only reads of keys are cacheable)`;
+  return keyIdx;
+}
+
 /** Why `{ cache }` cannot apply to this command, or undefined when it is cacheable (keys aside). */
 export function uncacheableReason(info: CommandInfoLike | undefined, name: string): string | undefined {
   const upper = typeof name === 'string' ? name.toUpperCase() : String(name);

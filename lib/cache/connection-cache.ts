@@ -15,7 +15,7 @@ import { ClientStateError } from '../base/errors.js';
 import { encodeCommand, type Encoded } from '../protocol/encoder.js';
 import type { Connection } from '../connection/connection.js';
 import { MISS, argLookup, canonicalKey, lookupKey, modeOf, type NodeCache, type PendingRead } from './store.js';
-import { FLAG_WRITE, uncacheableReason, writeEffect, type CommandClassifier, type CommandInfoLike } from './classify.js';
+import { FLAG_WRITE, cacheableKeys, uncacheableReason, writeEffect, type CommandClassifier, type CommandInfoLike } from './classify.js';
 import { CachedRequest, MgetAssembly, type Fallback } from './request.js';
 
 /** Where a cache front reports what cannot be said through a future (tracking refused). */
@@ -141,16 +141,10 @@ export class ConnectionCache {
   read(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number, explicit: boolean): boolean {
     const table = this.table()!;
     const info = table.lookup(name, args, from);
-    const why = this.refusal(info, name);
-    if (why !== undefined) {
+    const keyIdx = cacheableKeys(table, info, this.refusal(info, name), args, from);
+    if (typeof keyIdx === 'string') {
       if (!explicit) return false;
-      sink.rejectReply(new TypeError(why));
-      return true;
-    }
-    const keyIdx = table.keyIndices(info!, args, from);
-    if (keyIdx.length === 0) {
-      if (!explicit) return false;
-      sink.rejectReply(new TypeError(`${info!.name.toUpperCase()} cannot be cached: it has no keys in this call (only reads of keys are cacheable)`));
+      sink.rejectReply(new TypeError(keyIdx));
       return true;
     }
     const outside = this.outsidePrefixes(args, keyIdx);

@@ -14,7 +14,7 @@ import type { Connection } from '../connection/connection.js';
 import { CACHE_FRONT, groupControl } from '../cache/hub.js';
 import { ConnectionCache, MGET_KEY, dropWrittenKeys, isMget, type Hit } from '../cache/connection-cache.js';
 import { MISS, argLookup, canonicalKey, lookupKey, modeOf, type NodeCache } from '../cache/store.js';
-import { uncacheableReason, writeEffect } from '../cache/classify.js';
+import { cacheableKeys, uncacheableReason, writeEffect } from '../cache/classify.js';
 import { MgetAssembly, RequestSink, type CachedRequest } from '../cache/request.js';
 import { SlotRouter } from './router.js';
 import { keySlot } from './slot.js';
@@ -134,16 +134,10 @@ export class RouterCache {
   read(encoded: Encoded, sink: ReplySink, name: string, args: ArrayLike<unknown>, from: number, mode: number, maxAge: number, explicit: boolean): boolean {
     const table = this.router.commandTable!;
     const info = table.lookup(name, args, from);
-    const why = uncacheableReason(info, name);
-    if (why !== undefined) {
+    const keyIdx = cacheableKeys(table, info, uncacheableReason(info, name), args, from);
+    if (typeof keyIdx === 'string') {
       if (!explicit) return false;
-      sink.rejectReply(new TypeError(why));
-      return true;
-    }
-    const keyIdx = table.keyIndices(info!, args, from);
-    if (keyIdx.length === 0) {
-      if (!explicit) return false;
-      sink.rejectReply(new TypeError(`${info!.name.toUpperCase()} cannot be cached: it has no keys in this call (only reads of keys are cacheable)`));
+      sink.rejectReply(new TypeError(keyIdx));
       return true;
     }
     if (this.config.prefixes !== undefined) {
